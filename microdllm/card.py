@@ -1,0 +1,90 @@
+"""Hugging Face model cards (README.md with YAML metadata) for checkpoint directories."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .checkpoint import atomic_write_bytes, read_config
+
+
+def _fmt(x, digits=3):
+    return f"{x:.{digits}f}" if isinstance(x, float) else str(x)
+
+
+def write_model_card(directory, *, title: str, hardware: str = "", samples: list[dict] | None = None,
+                     evaluation: dict | None = None, notes: str = "") -> Path:
+    """Write `directory/README.md` from its config.json plus evaluation results and samples."""
+    directory = Path(directory)
+    cfg = read_config(directory)
+    m, tr = cfg["model"], cfg.get("training", {})
+    tcfg = tr.get("config", {})
+    params = tr.get("parameters", "?")
+    ev = evaluation or {}
+    lines = [
+        "---",
+        "language: en",
+        "license: mit",
+        "library_name: microdllm",
+        "pipeline_tag: text-generation",
+        "tags: [diffusion, masked-diffusion, character-level, tinystories, micro-dllm]",
+        "datasets: [roneneldan/TinyStories]",
+        "model-index:",
+        f"- name: {title}",
+        "  results:",
+        "  - task: {type: text-generation}",
+        "    dataset: {name: TinyStories (validation sample), type: roneneldan/TinyStories}",
+        "    metrics:",
+        f"    - {{type: nelbo_bpc, name: validation NELBO bits per character (upper bound), value: {_fmt(ev.get('nelbo_bpc', float('nan')), 4)}}}",
+        "---",
+        "",
+        f"# {title}",
+        "",
+        "A character-level **masked-diffusion language model** (MDLM / LLaDA recipe, shrunk) from "
+        "[micro-dLLM](https://github.com/). It writes by starting from a fully masked block and "
+        "un-masking characters over a few dozen denoising steps.",
+        "",
+        "## Model",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| parameters | {params:,} |" if isinstance(params, int) else f"| parameters | {params} |",
+        f"| layers / heads / width | {m['n_layer']} / {m['n_head']} / {m['n_embd']} |",
+        f"| context | {m['block_size']} characters |",
+        f"| vocabulary | {len(cfg['vocab'])} characters + 1 mask id |",
+        f"| diffusion | T = {m['timesteps']}, {cfg['diffusion']['schedule']} survival schedule, "
+        f"timestep embedding {'on' if m['time_embedding'] else 'off'} |",
+        "",
+        "## Training",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| data | {', '.join(Path(d).name for d in tcfg.get('data', [])) or tcfg.get('dataset', '?')} |",
+        f"| preset | {tcfg.get('preset', '?')} |",
+        f"| optimizer | {tcfg.get('optimizer', '?')} (lr {tcfg.get('lr', '?')}, Muon lr {tcfg.get('muon_lr', '-')}) |",
+        f"| loss | {tcfg.get('loss', '?')} |",
+        f"| batch | {tcfg.get('batch_size', '?')} x {m['block_size']} characters |",
+        f"| steps | {tr.get('step', '?'):,} |" if isinstance(tr.get("step"), int) else f"| steps | {tr.get('step', '?')} |",
+        f"| tokens seen | {tr.get('tokens', 0):,} |",
+        f"| wall time | {tr.get('seconds', 0) / 3600:.2f} h |",
+        f"| hardware | {hardware or tr.get('device', '?')} |",
+        "",
+        "![loss curve](loss_curve.png)",
+        "",
+        "## Evaluation",
+        "",
+    ]
+    if ev:
+        lines += ["| metric | value |", "|---|---|"]
+        lines += [f"| {k} | {_fmt(v, 4)} |" for k, v in ev.items() if isinstance(v, (int, float))]
+        lines += ["", "The NELBO is an upper bound on the negative log-likelihood (bits per character)."]
+    if samples:
+        lines += ["", "## Uncurated samples", ""]
+        for s in samples:
+            lines += [f"Settings: `{s['settings']}`", "", "```text", s["text"], "```", ""]
+    if notes:
+        lines += ["", notes]
+    lines += ["", "## Use", "", "```bash",
+              "python -m microdllm generate --checkpoint <this repo id or directory> --prompt \"Once upon a time\"",
+              "MICRODLLM_CHECKPOINT=<this repo id> python app.py", "```", ""]
+    path = directory / "README.md"
+    atomic_write_bytes(path, "\n".join(lines).encode())
+    return path

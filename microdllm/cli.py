@@ -1,0 +1,299 @@
+"""`python -m microdllm <command>`: train, eval, prepare-data, generate, import-original."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+from .checkpoint import CheckpointError
+
+
+def _add_train(sub):
+    from .config import PRESETS
+    from .train import TrainConfig
+
+    p = sub.add_parser("train", help="train a model (also under torchrun --nproc_per_node K)")
+    d = TrainConfig()
+    p.add_argument("--data", nargs="+", default=[], help="training text file(s)")
+    p.add_argument("--val-data", help="validation text file (default: the last 10%% of --data)")
+    p.add_argument("--dataset", help="Hugging Face dataset id or local json/parquet file, instead of --data")
+    p.add_argument("--dataset-stories", type=int, default=d.dataset_stories)
+    p.add_argument("--out", default=d.out, help="checkpoint directory")
+    p.add_argument("--resume", metavar="DIR", help="continue exactly from the training state in DIR")
+    p.add_argument("--preset", default=d.preset, help=f"one of: {', '.join(PRESETS)}")
+    for name in ("n_layer", "n_head", "n_embd", "block_size"):
+        p.add_argument("--" + name.replace("_", "-"), type=int)
+    p.add_argument("--no-time-embedding", action="store_true", help="drop the timestep embedding (MDLM)")
+    p.add_argument("--causal", action="store_true", help="autoregressive baseline: causal attention, next-char loss")
+    p.add_argument("--schedule", default=d.schedule, choices=["cosine", "linear", "loglinear"])
+    p.add_argument("--loss", default=d.loss, choices=["masked_ce", "elbo"])
+    p.add_argument("--stratified", action="store_true", help="low-discrepancy timesteps within a batch")
+    p.add_argument("--optimizer", default=d.optimizer, choices=["adamw", "muon"])
+    for name in ("lr", "muon_lr", "weight_decay", "min_lr_ratio", "grad_clip"):
+        p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(d, name))
+    for name in ("batch_size", "max_iters", "warmup_iters", "eval_interval", "eval_windows",
+                 "eval_timesteps", "save_interval", "seed"):
+        p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+
+def cmd_train(args):
+    from .train import STATE_NAME, TrainConfig, train
+
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    given = {k: v for k, v in vars(args).items() if k in fields}
+    given.update(time_embedding=not args.no_time_embedding, progress=not args.no_progress)
+    if args.resume:
+        import torch
+        state_path = Path(args.resume) / STATE_NAME
+        if not state_path.is_file():
+            raise CheckpointError(f"{state_path}: missing; nothing to resume")
+        saved = torch.load(state_path, map_location="cpu", weights_only=True)["config"]
+        # The saved recipe wins; only where to write, how long to run, and logging may change.
+        explicit = {a.dest for a in _explicit_actions(args)}
+        keep = {"out", "max_iters", "eval_interval", "save_interval", "progress", "device", "threads"}
+        saved.update({k: v for k, v in given.items() if k in keep and (k in explicit or k == "progress")})
+        if "out" not in explicit:
+            saved["out"] = args.resume
+        given = saved
+    cfg = TrainConfig(**given)
+    trainer = train(cfg, resume=args.resume)
+    if trainer.rank == 0:
+        print(f"checkpoint: {cfg.out} (step {trainer.step}, {trainer.tokens_seen():,} tokens)")
+
+
+def _explicit_actions(args):
+    return [a for a in PARSER._subparsers._group_actions[0].choices["train"]._actions
+            if any(opt in sys.argv for opt in a.option_strings)]
+
+
+def _add_eval(sub):
+    p = sub.add_parser("eval", help="validation NELBO (bits/char, upper bound), masked loss, accuracy")
+    p.add_argument("--checkpoint", help="directory or Hub repo id (default: the bundled model)")
+    p.add_argument("--data", required=True, help="validation text file")
+    p.add_argument("--windows", type=int, default=256, help="validation windows of one block each")
+    p.add_argument("--timesteps", type=int, default=16, help="stratified timesteps per window")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_eval)
+
+
+def cmd_eval(args):
+    from .checkpoint import load_checkpoint
+    from .data import fixed_windows, read_text_files
+    from .evaluate import evaluate
+
+    ck = load_checkpoint(args.checkpoint)
+    text = read_text_files([args.data])
+    dropped = len(text) - len(ck.tokenizer.clean(text))
+    ids = __import__("torch").tensor(ck.tokenizer.encode(ck.tokenizer.clean(text)))
+    L = ck.model_config.block_size
+    if len(ids) <= L:
+        raise ValueError(f"{args.data}: {len(ids)} characters; need more than one block ({L})")
+    windows = fixed_windows(ids, args.windows, L, seed=args.seed)
+    t0 = time.perf_counter()
+    metrics = evaluate(ck.model, windows, ck.schedule, ck.tokenizer.mask_id,
+                       timesteps_per_window=args.timesteps, seed=args.seed)
+    metrics.update(checkpoint=ck.source, data=args.data, dropped_characters=dropped,
+                   seconds=round(time.perf_counter() - t0, 1))
+    if args.json:
+        print(json.dumps(metrics, indent=2))
+        return
+    if "bpc" in metrics:
+        print(f"{ck.source}: {metrics['bpc']:.4f} bits/char (exact, autoregressive)")
+        return
+    print(f"{ck.source} on {args.data} ({metrics['characters']:,} characters, {args.timesteps} timesteps each)")
+    print(f"  NELBO           {metrics['nelbo_bpc']:.4f} bits/char (an upper bound on the NLL)")
+    print(f"  masked loss     {metrics['masked_loss']:.4f} nats (the original's metric)")
+    print(f"  masked accuracy {metrics['masked_accuracy']:.3f}")
+    print("  predictive entropy (bits) by timestep: " +
+          ", ".join(f"{k} {v:.2f}" for k, v in metrics["entropy_bits_by_t"].items() if v is not None))
+
+
+def _add_prepare(sub):
+    from .data import DEFAULT_DATASET
+
+    p = sub.add_parser("prepare-data", help="sample stories from a Hugging Face dataset (streaming) to a text file")
+    p.add_argument("--dataset", default=DEFAULT_DATASET, help="Hub id, or a local json/jsonl/parquet/csv file")
+    p.add_argument("--config")
+    p.add_argument("--split", default="train")
+    p.add_argument("--text-column", default="text")
+    p.add_argument("--num-stories", type=int, default=100)
+    p.add_argument("--seed", type=int, default=1337)
+    p.add_argument("--shuffle-buffer", type=int, default=10_000)
+    p.add_argument("--separator", default="\n\n")
+    p.add_argument("--no-clean", action="store_true", help="keep the text as is (no mojibake repair)")
+    p.add_argument("--output", default="data/stories.txt")
+    p.set_defaults(func=cmd_prepare)
+
+
+def cmd_prepare(args):
+    from .data import stream_stories, write_stories
+
+    stories = stream_stories(args.dataset, args.config, args.split, args.text_column, args.num_stories,
+                             args.seed, args.shuffle_buffer, clean=not args.no_clean)
+    out = write_stories(stories, args.output, args.separator.encode().decode("unicode_escape"))
+    print(f"wrote {len(stories)} stories ({sum(map(len, stories)):,} characters) to {out}")
+
+
+def _add_sampler_args(p):
+    from .sampling import STRATEGIES
+
+    p.add_argument("--preset", choices=["default", "classic"], default="default",
+                   help="classic = the original sampler (100 steps, low_confidence, full re-masking, t=0 pass)")
+    p.add_argument("--steps", type=int)
+    p.add_argument("--temperature", type=float)
+    p.add_argument("--remasking", choices=STRATEGIES)
+    p.add_argument("--remask-ratio", type=float)
+    p.add_argument("--gen-len", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--top-k", type=int)
+    p.add_argument("--top-p", type=float)
+    p.add_argument("--block-len", type=int)
+    p.add_argument("--threshold", type=float)
+
+
+def _add_generate(sub):
+    p = sub.add_parser("generate", help="write text by iterative denoising")
+    p.add_argument("--checkpoint", help="directory or Hub repo id (default: the bundled model)")
+    p.add_argument("--prompt", default="", help="text to continue (empty: unconditional)")
+    p.add_argument("--infill", action="store_true", help="treat the prompt as a template: fill its _ masks")
+    _add_sampler_args(p)
+    p.add_argument("--trace", action="store_true", help="print every state's text")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--gif", help="write the trace as an animated GIF")
+    p.add_argument("--mp4", help="write the trace as an MP4 video")
+    p.add_argument("--trace-every", type=int, default=1)
+    p.add_argument("--frame-ms", type=int, default=180)
+    p.set_defaults(func=cmd_generate)
+
+
+def sampler_config(args):
+    from .sampling import PRESETS
+
+    cfg = PRESETS[args.preset]
+    names = {"steps": "steps", "temperature": "temperature", "remasking": "strategy", "remask_ratio": "remask_ratio",
+             "gen_len": "gen_len", "seed": "seed", "top_k": "top_k", "top_p": "top_p", "block_len": "block_len",
+             "threshold": "threshold"}
+    return cfg.replace(**{field: getattr(args, arg) for arg, field in names.items() if getattr(args, arg) is not None})
+
+
+def cmd_generate(args):
+    from .checkpoint import load_checkpoint
+    from .sampling import denoise
+
+    ck = load_checkpoint(args.checkpoint)
+    cfg = sampler_config(args)
+    keep_all = bool(args.gif or args.mp4)
+    states, last = [], None
+    for state in denoise(ck.model, ck.tokenizer, args.prompt, cfg, infill=args.infill, schedule=ck.schedule):
+        last = state
+        if keep_all:
+            states.append(state)
+        if args.trace and not args.json and (state.step % max(1, args.trace_every) == 0 or state.done):
+            print(f"--- step {state.step}/{state.total_steps}  masks {state.num_masked}  nfe {state.nfe}")
+            print(state.text)
+    if args.gif or args.mp4:
+        from . import viz
+        if args.gif:
+            viz.write_gif(states, args.gif, frame_ms=args.frame_ms, every=args.trace_every)
+        if args.mp4:
+            viz.write_mp4(states, args.mp4, frame_ms=args.frame_ms, every=args.trace_every)
+    if args.json:
+        print(json.dumps({"text": last.text, "prompt": args.prompt, "steps": last.step, "nfe": last.nfe,
+                          "seconds": round(last.elapsed, 4), "checkpoint": ck.source,
+                          "settings": dataclasses.asdict(cfg)}))
+    elif not args.trace:
+        print(last.text)
+    for path in (args.gif, args.mp4):
+        if path and not args.json:
+            print(f"wrote {path}", file=sys.stderr)
+
+
+DEFAULT_WORDS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "tinystories_train.txt"
+
+
+def _add_sample_eval(sub):
+    p = sub.add_parser("sample-eval", help="generate from fixed story openings and score the text")
+    p.add_argument("--checkpoint", help="directory or Hub repo id (default: the bundled model)")
+    p.add_argument("--n", type=int, default=64)
+    p.add_argument("--words-from", default=str(DEFAULT_WORDS), help="training text for the word list")
+    p.add_argument("--ar-checkpoint", help="autoregressive baseline for generative bits/char")
+    p.add_argument("--reference", help="validation text: real stories scored the same way")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--verbose", action="store_true")
+    _add_sampler_args(p)
+    p.set_defaults(func=cmd_sample_eval)
+
+
+def cmd_sample_eval(args):
+    from .checkpoint import load_checkpoint
+    from .data import read_text_files
+    from .quality import reference_stories, sample_eval, vocabulary
+
+    ck = load_checkpoint(args.checkpoint)
+    ar = load_checkpoint(args.ar_checkpoint) if args.ar_checkpoint else None
+    if ar is not None and not ar.model_config.causal:
+        raise ValueError(f"{args.ar_checkpoint}: not an autoregressive (causal) checkpoint")
+    known = vocabulary(read_text_files([args.words_from]))
+    refs = reference_stories(args.reference, args.n) if args.reference else None
+    cfg = sampler_config(args)
+    seed = 0 if args.seed is None else args.seed
+    result = sample_eval(ck, known, cfg, n=args.n, seed=seed, ar=ar, reference_texts=refs, progress=args.verbose)
+    result.update(checkpoint=ck.source, settings=dataclasses.asdict(cfg))
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    print(f"{ck.source}: {args.n} continuations, {cfg.strategy} remasking, {cfg.steps} steps, T={cfg.temperature}")
+    for key in ("word_share", "real_word_share", "distinct_2", "gen_bpc", "real_bpc", "gen_over_real",
+                "mean_nfe", "mean_seconds", "chars_per_second"):
+        if key in result:
+            print(f"  {key:<16} {result[key]:.4f}")
+    for sample in result["samples"]:
+        print("---\n" + sample)
+
+
+def _add_import(sub):
+    p = sub.add_parser("import-original", help="convert an original micro-dllm model.pt to a safetensors checkpoint")
+    p.add_argument("--checkpoint", required=True, help="the original torch.save file (read weights-only)")
+    p.add_argument("--vocab-from", required=True, help="the text the original was trained on")
+    p.add_argument("--out", required=True)
+    p.add_argument("--block-size", type=int, default=256)
+    p.set_defaults(func=cmd_import)
+
+
+def cmd_import(args):
+    from .original import import_original
+
+    out = import_original(args.checkpoint, args.vocab_from, args.out, block_size=args.block_size)
+    print(f"wrote {out}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m microdllm", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_train, _add_eval, _add_prepare, _add_generate, _add_sample_eval, _add_import):
+        add(sub)
+    return parser
+
+
+PARSER = build_parser()
+
+
+def main(argv=None) -> int:
+    args = PARSER.parse_args(argv)
+    try:
+        args.func(args)
+    except (CheckpointError, ValueError, FileNotFoundError, KeyError, RuntimeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0

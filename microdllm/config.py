@@ -1,0 +1,61 @@
+"""Model configuration and named presets.
+
+`micro` is exactly the original micro-dllm network (10,706,304 parameters at vocab 66).
+`tiny` is the small CPU-friendly preset the bundled demo model uses.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    vocab_size: int = 66        # text characters + 1 mask id
+    block_size: int = 256       # context length in characters
+    n_layer: int = 6
+    n_head: int = 6
+    n_embd: int = 384
+    timesteps: int = 100        # T: discrete diffusion steps the timestep embedding knows
+    time_embedding: bool = True  # learned Embedding(T+1, d) added to token embeddings
+    causal: bool = False        # causal attention + next-character loss = autoregressive baseline
+
+    def __post_init__(self):
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
+        if (self.n_embd // self.n_head) % 2:
+            raise ValueError("head_dim must be even for rotary embeddings")
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "timesteps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+    @property
+    def head_dim(self) -> int:
+        return self.n_embd // self.n_head
+
+    def replace(self, **changes) -> "ModelConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+PRESETS: dict[str, ModelConfig] = {
+    # The original micro-dllm: 6 layers, 6 heads, 384 dims, head_dim 64, block 256, T = 100.
+    "micro": ModelConfig(n_layer=6, n_head=6, n_embd=384),
+    # Small enough to train to readable TinyStories on two CPU cores.
+    "tiny": ModelConfig(n_layer=4, n_head=4, n_embd=256),
+    # For tests: builds and steps in milliseconds.
+    "test": ModelConfig(n_layer=2, n_head=2, n_embd=64, block_size=64),
+}
+
+
+def get_preset(name: str, **overrides) -> ModelConfig:
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+    return PRESETS[name].replace(**overrides)

@@ -1,0 +1,141 @@
+"""Masked (absorbing-state) diffusion: survival schedules, forward corruption, losses.
+
+Notation (MDLM, Sahoo et al. 2024; LLaDA, Nie et al. 2025). Time u = t / T in [0, 1].
+a(u) is the survival probability: each clean token x0 is still visible in x_t with
+probability a(u) and replaced by the mask otherwise. a(0) = 1, a(1) = 0.
+
+The discrete-time NELBO of an absorbing-state model with T steps is
+
+    NELBO(x0) = sum_{t=1..T} E_{x_t}[ (a(s) - a(t)) / (1 - a(t)) * sum_{i masked} -log p(x0_i | x_t) ],  s = t - 1,
+
+(the prior and reconstruction terms vanish because a(1) = 0 and a(0) = 1). With t drawn
+uniformly from {1..T} it is T * E_t[ w_t * masked CE sum ], w_t = (a(s) - a(t)) / (1 - a(t)),
+which tends to the continuous weight -a'(u) / (1 - a(u)) dt as T grows. Per character it
+is an upper bound on the negative log-likelihood.
+
+This module does no file or network I/O.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+class Schedule:
+    """A survival schedule a(u), u in [0, 1]. Subclasses define `alpha` for floats and tensors."""
+
+    name = "base"
+
+    def alpha(self, u):
+        raise NotImplementedError
+
+    def mask_prob(self, u):
+        return 1 - self.alpha(u)
+
+    def elbo_weight(self, t: torch.Tensor, T: int) -> torch.Tensor:
+        """Discrete-time weight w_t = (a((t-1)/T) - a(t/T)) / (1 - a(t/T)) for integer t in [1, T]."""
+        t = t.double()
+        a_t, a_s = self.alpha(t / T), self.alpha((t - 1) / T)
+        return ((a_s - a_t) / (1 - a_t).clamp_min(1e-12)).float()
+
+    def __repr__(self):
+        return f"{type(self).__name__}()"
+
+
+class CosineSchedule(Schedule):
+    """a(u) = cos(pi/2 * u): the original micro-dllm schedule."""
+
+    name = "cosine"
+
+    def alpha(self, u):
+        if isinstance(u, torch.Tensor):
+            return torch.cos(u * (math.pi / 2))
+        return math.cos(u * math.pi / 2)
+
+
+class LinearSchedule(Schedule):
+    """a(u) = 1 - u: the mask probability grows linearly (LLaDA)."""
+
+    name = "linear"
+
+    def alpha(self, u):
+        return 1 - u
+
+
+class LogLinearSchedule(Schedule):
+    """MDLM's log-linear noise sigma(u) = -log(1 - (1 - eps) u), so a(u) = 1 - (1 - eps) u."""
+
+    name = "loglinear"
+
+    def __init__(self, eps: float = 1e-3):
+        self.eps = eps
+
+    def alpha(self, u):
+        return 1 - (1 - self.eps) * u
+
+
+SCHEDULES = {cls.name: cls for cls in (CosineSchedule, LinearSchedule, LogLinearSchedule)}
+
+
+def get_schedule(name: str) -> Schedule:
+    if name not in SCHEDULES:
+        raise ValueError(f"unknown schedule {name!r}; choose one of: {', '.join(SCHEDULES)}")
+    return SCHEDULES[name]()
+
+
+def sample_timesteps(batch: int, T: int, generator: torch.Generator | None = None,
+                     stratified: bool = False) -> torch.Tensor:
+    """Integer timesteps in [1, T]. Stratified: one draw per equal slice of [0, 1) (low discrepancy)."""
+    u = torch.rand(batch, generator=generator)
+    if stratified:
+        u = (torch.arange(batch) + u) / batch
+        u = u[torch.randperm(batch, generator=generator)]
+    return (u * T).long().clamp(0, T - 1) + 1
+
+
+def corrupt(x0: torch.Tensor, t: torch.Tensor, T: int, schedule: Schedule, mask_id: int,
+            generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forward process q(x_t | x0): mask each token independently with probability 1 - a(t/T).
+
+    x0: (B, L) ids, t: (B,) integer timesteps. Returns (x_t, mask) with mask True where masked.
+    """
+    p_mask = schedule.mask_prob(t.double() / T).float().unsqueeze(1)  # (B, 1)
+    mask = torch.rand(x0.shape, generator=generator) < p_mask
+    return x0.masked_fill(mask, mask_id), mask
+
+
+def masked_token_nll(logits: torch.Tensor, x0: torch.Tensor, mask_id: int) -> torch.Tensor:
+    """-log p(x0_i | x_t) at every position, with the mask id excluded from the prediction. (B, L)."""
+    logits = logits.float().clone()
+    logits[..., mask_id] = float("-inf")
+    return F.cross_entropy(logits.transpose(1, 2), x0, reduction="none")
+
+
+def masked_ce_loss(logits, x0, mask, mask_id) -> torch.Tensor:
+    """The original objective: mean cross-entropy over masked positions (nats)."""
+    nll = masked_token_nll(logits, x0, mask_id)
+    return (nll * mask).sum() / mask.sum().clamp_min(1)
+
+
+def elbo_loss(logits, x0, mask, t, T, schedule: Schedule, mask_id) -> torch.Tensor:
+    """Unbiased estimate of the NELBO per token (nats): T * w_t * (sum of masked NLL) / L, averaged over the batch."""
+    nll = masked_token_nll(logits, x0, mask_id)
+    w = schedule.elbo_weight(t, T) * T  # (B,)
+    return ((nll * mask).sum(1) * w).sum() / x0.numel()
+
+
+def diffusion_loss(kind: str, logits, x0, mask, t, T, schedule, mask_id) -> torch.Tensor:
+    if kind == "masked_ce":
+        return masked_ce_loss(logits, x0, mask, mask_id)
+    if kind == "elbo":
+        return elbo_loss(logits, x0, mask, t, T, schedule, mask_id)
+    raise ValueError(f"unknown loss {kind!r}; choose masked_ce or elbo")
+
+
+def autoregressive_loss(logits: torch.Tensor, x: torch.Tensor, mask_id: int) -> torch.Tensor:
+    """Next-character cross-entropy (nats) for the causal baseline: predict x[1:] from x[:-1]."""
+    logits = logits[:, :-1].float().clone()
+    logits[..., mask_id] = float("-inf")
+    return F.cross_entropy(logits.reshape(-1, logits.size(-1)), x[:, 1:].reshape(-1))

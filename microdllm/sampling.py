@@ -1,0 +1,297 @@
+"""The denoising sampler: one generator, many views.
+
+`denoise(...)` yields an immutable `DenoiseState` after every denoising step: the Gradio
+app, the CLI, the GIF/MP4 exporters, benchmarks and tests all consume this one stream.
+
+Reverse process (LLaDA, Nie et al. 2025, Alg. 4/5; MDLM, Sahoo et al. 2024, Eq. 7). Step i of
+N runs the model at time u = (N - i + 1) / N and leaves (1 - a((N - i) / N)) * n of the n
+generated positions masked, so the masked share follows the training schedule a(u) whatever N
+is. Which positions stay masked is the remasking strategy:
+
+  low_confidence  keep masked the positions whose sampled token is least probable (the original)
+  margin          ... whose top-1 minus top-2 probability is smallest
+  entropy         ... whose predictive entropy is largest
+  random          ... chosen uniformly at random
+  none            MDLM ancestral: each masked position is revealed with probability
+                  (a(s) - a(u)) / (1 - a(u)); revealed tokens are final
+  threshold       Fast-dLLM parallel decoding: reveal every masked position whose confidence
+                  passes `threshold` (and at least the schedule's quota, at least one); stop
+                  as soon as nothing is masked
+
+`remask_ratio` r scales how much already-revealed text the confidence strategies may re-open:
+with r > 0 revealed tokens are re-predicted every step (the original's refinement) and up to
+floor(r * revealed) of the least confident may be re-masked; r = 0 commits a revealed token for
+good (LLaDA's low-confidence remasking); r = 1 with a final t = 0 greedy pass is the original.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+
+from .diffusion import CosineSchedule, Schedule
+from .tokenizer import MASK_GLYPH, CharTokenizer
+
+STRATEGIES = ("low_confidence", "margin", "entropy", "random", "none", "threshold")
+CONFIDENCE_STRATEGIES = ("low_confidence", "margin", "entropy", "random")
+MAX_STEPS = 1000
+
+
+class SamplingError(ValueError):
+    """A sampling setting or prompt is out of range; the message says the limit."""
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    steps: int = 64
+    temperature: float = 0.0        # 0 = greedy
+    strategy: str = "low_confidence"
+    remask_ratio: float = 0.0
+    gen_len: int | None = 200       # None: to the end of the context
+    top_k: int = 0                  # 0 = off
+    top_p: float = 1.0              # 1 = off
+    seed: int = 0
+    block_len: int | None = None    # semi-autoregressive blocks of this many generated positions
+    threshold: float = 0.9          # for strategy="threshold"
+    final_pass: bool = False        # the original's extra greedy pass at t = 0
+
+    def replace(self, **changes) -> "SamplerConfig":
+        return dataclasses.replace(self, **changes)
+
+
+# The app's and the CLI's defaults (chosen by measurement: see docs/experiments.md) and the original.
+DEFAULT = SamplerConfig()
+PRESETS = {
+    "default": DEFAULT,
+    "classic": SamplerConfig(steps=100, temperature=0.0, strategy="low_confidence", remask_ratio=1.0,
+                             gen_len=None, final_pass=True),
+}
+
+
+@dataclass(frozen=True)
+class DenoiseState:
+    """The sequence after one denoising step. Tuples, so a state can be kept and shared safely."""
+    step: int                       # 0 = the fully masked start; then 1, 2, ...
+    total_steps: int                # steps planned (a run may finish early)
+    t: float                        # diffusion time after this step, 1 -> 0
+    tokens: tuple[int, ...]
+    text: str                       # mask glyph `_` where masked
+    masked: tuple[bool, ...]
+    revealed: tuple[bool, ...]      # unmasked by this step
+    remasked: tuple[bool, ...]      # visible before this step, masked after it
+    confidence: tuple[float, ...]   # the model's confidence in each position's current token (nan: never predicted)
+    fixed: tuple[bool, ...]         # prompt / template characters: never change
+    nfe: int                        # model evaluations so far
+    elapsed: float                  # seconds since the start
+    done: bool = False
+
+    @property
+    def num_masked(self) -> int:
+        return sum(self.masked)
+
+    @property
+    def generated(self) -> int:
+        return sum(not f for f in self.fixed)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def validate(cfg: SamplerConfig, prompt_len: int, block_size: int, n_masks: int | None = None) -> int:
+    """Check every knob; return the number of positions to generate. Errors say the limit."""
+    if cfg.strategy not in STRATEGIES:
+        raise SamplingError(f"unknown remasking strategy {cfg.strategy!r}; choose one of: {', '.join(STRATEGIES)}")
+    if not 1 <= cfg.steps <= MAX_STEPS:
+        raise SamplingError(f"steps must be between 1 and {MAX_STEPS}, got {cfg.steps}")
+    if not (cfg.temperature >= 0 and math.isfinite(cfg.temperature)):
+        raise SamplingError(f"temperature must be >= 0 (0 = greedy), got {cfg.temperature}")
+    if cfg.top_k < 0:
+        raise SamplingError(f"top-k must be >= 0 (0 = off), got {cfg.top_k}")
+    if not 0 < cfg.top_p <= 1:
+        raise SamplingError(f"top-p must be in (0, 1], got {cfg.top_p}")
+    if not 0 < cfg.threshold <= 1:
+        raise SamplingError(f"threshold must be in (0, 1], got {cfg.threshold}")
+    if not 0 <= cfg.remask_ratio <= 1:
+        raise SamplingError(f"remasking ratio must be in [0, 1], got {cfg.remask_ratio}")
+    if cfg.block_len is not None and cfg.block_len < 1:
+        raise SamplingError(f"block length must be >= 1, got {cfg.block_len}")
+    if n_masks is not None:  # infilling: the template decides the length
+        if prompt_len > block_size:
+            raise SamplingError(f"template is {prompt_len} characters; the model's context is {block_size}")
+        if n_masks == 0:
+            raise SamplingError(f"the template has no masks: put {MASK_GLYPH} where text should be filled in")
+        return n_masks
+    room = block_size - prompt_len
+    if room < 1:
+        raise SamplingError(f"prompt is {prompt_len} characters; it must be at most {block_size - 1} "
+                            f"(the model's context is {block_size})")
+    gen_len = room if cfg.gen_len is None else cfg.gen_len
+    if not 1 <= gen_len <= room:
+        raise SamplingError(f"generation length must be between 1 and {room} "
+                            f"(context {block_size} minus a {prompt_len}-character prompt), got {gen_len}")
+    return gen_len
+
+
+def filter_logits(logits: torch.Tensor, top_k: int, top_p: float) -> torch.Tensor:
+    """Keep the top-k tokens and/or the smallest set whose probability reaches top-p; -inf elsewhere."""
+    if top_k and top_k < logits.size(-1):
+        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
+        cum = sorted_logits.softmax(-1).cumsum(-1)
+        drop = cum - sorted_logits.softmax(-1) >= top_p   # keep tokens until the mass before them reaches p
+        logits = logits.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
+    return logits
+
+
+def propose(logits: torch.Tensor, cfg: SamplerConfig, generator: torch.Generator,
+            mask_id: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per position: a proposed token, its probability, and the strategy's confidence score. logits: (L, V).
+
+    Probabilities are the full softmax (as in the original); the mask id is never proposed.
+    """
+    logits = logits.float()
+    if cfg.temperature == 0:
+        probs = logits.softmax(-1)
+        tokens = probs.index_fill(-1, torch.tensor([mask_id]), -1.0).argmax(-1)
+    else:
+        probs = filter_logits(logits / cfg.temperature, cfg.top_k, cfg.top_p).softmax(-1)
+        weights = probs.index_fill(-1, torch.tensor([mask_id]), 0.0)
+        weights[weights.sum(-1) == 0] = 1.0  # only the mask survived the filters: fall back to uniform
+        weights[:, mask_id] = 0.0
+        tokens = torch.multinomial(weights, 1, generator=generator).squeeze(-1)
+    p_token = probs.gather(-1, tokens[:, None]).squeeze(-1)
+    if cfg.strategy == "margin":
+        top2 = probs.topk(2, dim=-1).values
+        score = top2[:, 0] - top2[:, 1]
+    elif cfg.strategy == "entropy":
+        score = (probs * probs.clamp_min(1e-30).log()).sum(-1)  # -H: higher = more certain
+    elif cfg.strategy == "random":
+        score = torch.rand(p_token.shape, generator=generator)
+    else:
+        score = p_token
+    return tokens, p_token, score
+
+
+def _blocks(positions: list[int], block_len: int | None, steps: int) -> list[tuple[list[int], int]]:
+    """Split the generated positions into semi-autoregressive blocks and share the steps between them."""
+    if not block_len or block_len >= len(positions):
+        return [(positions, steps)]
+    chunks = [positions[i:i + block_len] for i in range(0, len(positions), block_len)]
+    per, extra = divmod(steps, len(chunks))
+    return [(chunk, max(1, per + (b < extra))) for b, chunk in enumerate(chunks)]
+
+
+def lowest(score: torch.Tensor, k: int, allowed: torch.Tensor) -> torch.Tensor:
+    """Boolean mask of the k lowest-scoring positions among `allowed`."""
+    out = torch.zeros_like(allowed)
+    k = min(k, int(allowed.sum()))
+    if k > 0:
+        out[score.masked_fill(~allowed, float("inf")).topk(k, largest=False).indices] = True
+    return out
+
+
+def choose_reveal(cfg: SamplerConfig, score: torch.Tensor, masked: torch.Tensor, quota: int,
+                  a_now: float, a_next: float, generator: torch.Generator) -> torch.Tensor:
+    """Which masked positions get their proposed token this step (strategies that never re-open)."""
+    if cfg.strategy == "none":
+        p_reveal = 1.0 if a_now >= 1 else (a_next - a_now) / (1 - a_now)
+        return masked & (torch.rand(masked.shape, generator=generator) < p_reveal)
+    if cfg.strategy == "threshold":
+        quota = max(quota, int((score.masked_fill(~masked, -1.0) >= cfg.threshold).sum()), 1)
+    return lowest(-score, quota, masked)  # the `quota` most confident masked positions
+
+
+@torch.inference_mode()
+def denoise(model, tokenizer: CharTokenizer, prompt: str = "", config: SamplerConfig | None = None, *,
+            infill: bool = False, schedule: Schedule | None = None, **overrides) -> Iterator[DenoiseState]:
+    """Yield the state after every denoising step, from all-masked (step 0) to clean text (done=True).
+
+    prompt: text to continue, or with infill=True a template whose `_` glyphs are filled in.
+    Stop iterating at any time to cancel.
+    """
+    cfg = (config or DEFAULT).replace(**overrides)
+    schedule = schedule or CosineSchedule()
+    mcfg, mask_id = model.config, tokenizer.mask_id
+    if infill:
+        ids = tokenizer.encode_template(prompt)
+        validate(cfg, len(ids), mcfg.block_size, n_masks=ids.count(mask_id))
+    else:
+        ids = tokenizer.encode(prompt)
+        ids = ids + [mask_id] * validate(cfg, len(ids), mcfg.block_size)
+    device = next(model.parameters()).device
+    x = torch.tensor(ids, dtype=torch.long)
+    fixed = tuple((x != mask_id).tolist())
+    editable = [i for i, f in enumerate(fixed) if not f]
+    conf = torch.full(x.shape, float("nan"))
+    g = torch.Generator().manual_seed(cfg.seed)
+    reopen = cfg.strategy in CONFIDENCE_STRATEGIES and cfg.remask_ratio > 0
+    blocks = _blocks(editable, cfg.block_len, cfg.steps)
+    total = sum(n for _, n in blocks) + cfg.final_pass
+    start, nfe, step = time.perf_counter(), 0, 0
+
+    def state(prev: torch.Tensor, u: float, done: bool) -> DenoiseState:
+        masked, was = x == mask_id, prev == mask_id
+        return DenoiseState(step, total, u, tuple(x.tolist()), tokenizer.decode(x.tolist()),
+                            tuple(masked.tolist()), tuple((was & ~masked).tolist()),
+                            tuple((~was & masked).tolist()), tuple(conf.tolist()), fixed, nfe,
+                            time.perf_counter() - start, done)
+
+    def run_model(u: float) -> torch.Tensor:
+        nonlocal nfe
+        nfe += 1
+        t = torch.tensor([round(u * mcfg.timesteps)], device=device) if mcfg.time_embedding else None
+        return model(x[None].to(device), t)[0].float().cpu()
+
+    yield state(x, 1.0, done=False)
+    for b, (block, n_steps) in enumerate(blocks):
+        pos = torch.tensor(block)
+        n = len(block)
+        for i in range(1, n_steps + 1):
+            prev = x.clone()
+            u_now, u_next = (n_steps - i + 1) / n_steps, (n_steps - i) / n_steps
+            a_now, a_next = schedule.alpha(u_now), schedule.alpha(u_next)
+            masked = x[pos] == mask_id
+            n_masked = int(masked.sum())
+            if n_masked == 0 and not reopen:
+                break                                    # block finished early
+            target = int((1.0 - a_next) * n)             # masks left in this block after the step
+            quota = n_masked - min(target, n_masked)     # positions to reveal
+            if reopen:
+                # Re-predict the whole block, then re-mask the `target` least confident among the
+                # masked positions and the floor(r * revealed) least confident revealed ones.
+                tokens, p_tok, score = propose(run_model(u_now)[pos], cfg, g, mask_id)
+                cap = n if cfg.remask_ratio >= 1 else math.floor(cfg.remask_ratio * (n - n_masked))
+                open_ = masked | lowest(score, cap, ~masked)
+                x[pos], conf[pos] = tokens, p_tok
+                x[pos[lowest(score, target, open_)]] = mask_id
+            elif quota > 0 or cfg.strategy == "none":
+                tokens, p_tok, score = propose(run_model(u_now)[pos], cfg, g, mask_id)
+                reveal = choose_reveal(cfg, score, masked, quota, a_now, a_next, g)
+                x[pos[reveal]], conf[pos[reveal]] = tokens[reveal], p_tok[reveal]
+            # else: nothing may change this step, so the model is not called.
+            step += 1
+            finished = not bool((x == mask_id).any()) and (not reopen or (b == len(blocks) - 1 and i == n_steps))
+            yield state(prev, u_next, done=finished and not cfg.final_pass)
+            if finished and not reopen:
+                break
+    if cfg.final_pass:
+        prev, ed = x.clone(), torch.tensor(editable)
+        tokens, p_tok, _ = propose(run_model(0.0)[ed], cfg.replace(temperature=0.0), g, mask_id)
+        x[ed], conf[ed] = tokens, p_tok
+        step += 1
+        yield state(prev, 0.0, done=True)
+
+
+def generate(model, tokenizer, prompt: str = "", config: SamplerConfig | None = None, **kw) -> DenoiseState:
+    """Run the generator to the end and return the final state."""
+    last = None
+    for last in denoise(model, tokenizer, prompt, config, **kw):
+        pass
+    return last

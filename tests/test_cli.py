@@ -1,0 +1,57 @@
+"""`python -m microdllm ...` end to end, as a user runs it."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from helpers import ROOT, story_text
+from microdllm.viz import count_frames
+
+
+def run(*args, timeout=240):
+    return subprocess.run([sys.executable, "-m", "microdllm", *map(str, args)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout, env={"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1",
+                                                           "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "2"})
+
+
+def test_generate_json_with_defaults_and_exports(tmp_path):
+    res = run("generate", "--prompt", "Once upon a time", "--gen-len", "40", "--steps", "8", "--json",
+              "--gif", tmp_path / "t.gif", "--mp4", tmp_path / "t.mp4")
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert {"text", "prompt", "steps", "nfe", "seconds"} <= set(out)
+    assert out["text"].startswith("Once upon a time") and len(out["text"]) == 16 + 40 and "_" not in out["text"][16:]
+    assert 1 <= out["nfe"] <= 8 and out["checkpoint"] == "bundled"
+    assert count_frames(tmp_path / "t.gif") == count_frames(tmp_path / "t.mp4") == out["steps"] + 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--steps", "0"], "steps must be between 1 and"),
+    (["--prompt", "snow\u2603man"], "unknown character"),
+    (["--checkpoint", "/no/such/dir"], "no such directory"),
+    (["--temperature", "-2"], ">= 0"),
+])
+def test_generate_bad_input_is_one_clear_line(args, message):
+    res = run("generate", *args)
+    assert res.returncode == 2 and message in res.stderr and "Traceback" not in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_train_then_eval(tmp_path):
+    data = tmp_path / "train.txt"
+    data.write_text(story_text(6000))
+    out = tmp_path / "run"
+    res = run("train", "--data", data, "--preset", "test", "--max-iters", "4", "--batch-size", "4",
+              "--eval-interval", "2", "--save-interval", "2", "--eval-windows", "4", "--eval-timesteps", "2",
+              "--out", out, "--no-progress")
+    assert res.returncode == 0, res.stderr
+    res = run("eval", "--checkpoint", out, "--data", data, "--windows", "8", "--timesteps", "4", "--json")
+    assert res.returncode == 0, res.stderr
+    m = json.loads(res.stdout)
+    assert m["nelbo_is_upper_bound"] and 0 < m["nelbo_bpc"] < 10 and 0 <= m["masked_accuracy"] <= 1
+    res = run("train", "--resume", out, "--max-iters", "6", "--no-progress")
+    assert res.returncode == 0, res.stderr
+    assert json.loads((out / "config.json").read_text())["training"]["step"] == 6
+    res = run("train", "--data", tmp_path / "missing.txt", "--out", tmp_path / "x")
+    assert res.returncode == 2 and "no such file" in res.stderr

@@ -1,0 +1,173 @@
+"""The denoising generator: invariants for every strategy, the classic sampler against the original."""
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from helpers import ROOT, SHARED, tiny_model
+from microdllm.checkpoint import load_checkpoint
+from microdllm.config import get_preset
+from microdllm.model import Transformer
+from microdllm.original import import_original
+from microdllm.sampling import PRESETS, STRATEGIES, SamplingError, denoise, generate
+
+FIXTURE = ROOT / "tests" / "fixtures" / "original-imported"
+ORIGINAL = SHARED / "fixtures" / "original-checkpoint"
+
+
+class Counting(torch.nn.Module):
+    """Wraps a model and counts real forward calls."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.config, self.calls = model, model.config, 0
+
+    def forward(self, *a):
+        self.calls += 1
+        return self.model(*a)
+
+
+@pytest.fixture(scope="module")
+def lm():
+    model, tok = tiny_model(seed=1)
+    return Counting(model), tok
+
+
+def check_invariants(states, tok, prompt_ids):
+    first, last = states[0], states[-1]
+    assert first.step == 0 and all(first.masked[i] for i, f in enumerate(first.fixed) if not f)
+    assert last.done and last.num_masked == 0 and sum(s.done for s in states) == 1
+    for prev, s in zip(states, states[1:]):
+        assert s.step == prev.step + 1
+        assert s.text == tok.decode(s.tokens)
+        assert all(s.tokens[i] == t for i, t in prompt_ids.items())          # fixed text never changes
+        assert s.revealed == tuple(a and not b for a, b in zip(prev.masked, s.masked))
+        assert s.remasked == tuple(b and not a for a, b in zip(prev.masked, s.masked))
+        assert s.nfe >= prev.nfe and s.t <= prev.t
+    assert not any(m for m, f in zip(last.masked, last.fixed) if f)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("remask_ratio", [0.0, 0.5, 1.0])
+def test_invariants_for_every_strategy(lm, strategy, remask_ratio):
+    model, tok = lm
+    prompt = "Once upon a time"
+    model.calls = 0
+    states = list(denoise(model, tok, prompt, strategy=strategy, remask_ratio=remask_ratio, steps=12,
+                          gen_len=30, temperature=0.9, top_k=20, top_p=0.95, seed=5, threshold=0.5))
+    check_invariants(states, tok, dict(enumerate(tok.encode(prompt))))
+    assert states[-1].nfe == model.calls          # nfe counts real model evaluations
+    assert states[-1].text.startswith(prompt) and len(states[-1].text) == len(prompt) + 30
+    again = list(denoise(model, tok, prompt, strategy=strategy, remask_ratio=remask_ratio, steps=12,
+                         gen_len=30, temperature=0.9, top_k=20, top_p=0.95, seed=5, threshold=0.5))
+    assert [s.tokens for s in again] == [s.tokens for s in states]          # same seed, same trace
+
+
+def test_masked_count_follows_the_schedule_and_steps_are_independent_of_T(lm):
+    model, tok = lm
+    states = list(denoise(model, tok, "Hi", steps=10, gen_len=40, strategy="low_confidence"))
+    masks = [s.num_masked for s in states]
+    assert masks == sorted(masks, reverse=True) and masks[0] == 40 and masks[-1] == 0
+    expected = [int((1 - math.cos(math.pi / 2 * (10 - i) / 10)) * 40) for i in range(1, 11)]
+    assert masks[1:] == expected[: expected.index(0) + 1]  # stops as soon as nothing is masked
+
+
+def test_infilling_fills_only_the_masks(lm):
+    model, tok = lm
+    template = "Once upon a time, ___ went to the ____."
+    states = list(denoise(model, tok, template, infill=True, steps=4))
+    fixed = {i: tok.encode(c)[0] for i, c in enumerate(template) if c != "_"}
+    check_invariants(states, tok, fixed)
+    assert len(states[-1].text) == len(template) and states[-1].num_masked == 0
+
+
+def test_block_decoding_goes_left_to_right(lm):
+    model, tok = lm
+    states = list(denoise(model, tok, "O", steps=8, gen_len=32, block_len=8))
+    for s in states:
+        revealed = [i for i, r in enumerate(s.revealed) if r]
+        if revealed:  # each step works inside one block of 8 positions
+            assert (revealed[0] - 1) // 8 == (revealed[-1] - 1) // 8
+
+
+def test_threshold_stops_as_soon_as_nothing_is_masked(lm):
+    model, tok = lm
+    model.calls = 0
+    states = list(denoise(model, tok, "O", strategy="threshold", threshold=1e-9, steps=50, gen_len=20))
+    assert model.calls == 1 and states[-1].done and states[-1].step == 1  # everything passes: one evaluation
+
+
+def test_caller_can_stop_any_time(lm):
+    model, tok = lm
+    model.calls = 0
+    gen = denoise(model, tok, "O", steps=50, gen_len=50)
+    for s in gen:
+        if s.step == 3:
+            break
+    gen.close()
+    assert model.calls <= 3
+
+
+def test_empty_prompt_is_unconditional(lm):
+    model, tok = lm
+    assert generate(model, tok, "", steps=4, gen_len=10).num_masked == 0
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(prompt="a" * 64), "at most 63"),
+    (dict(prompt="abc\u2603"), "unknown character"),
+    (dict(steps=0), "between 1 and"),
+    (dict(temperature=-1), ">= 0"),
+    (dict(gen_len=1000), "between 1 and"),
+    (dict(threshold=0), r"\(0, 1\]"),
+    (dict(threshold=1.5), r"\(0, 1\]"),
+    (dict(remask_ratio=2), r"\[0, 1\]"),
+    (dict(strategy="magic"), "unknown remasking strategy"),
+    (dict(prompt="no masks", infill=True), "no masks"),
+])
+def test_bad_input_gives_one_clear_error(lm, kwargs, message):
+    model, tok = lm
+    kwargs = {"prompt": "Hi", **kwargs}
+    with pytest.raises(ValueError, match=message):
+        next(denoise(model, tok, **kwargs))
+
+
+def check_classic(ck):
+    refs = json.loads((FIXTURE / "reference_outputs.json").read_text())
+    for ref in refs:
+        states = list(denoise(ck.model, ck.tokenizer, ref["prompt"], PRESETS["classic"]))
+        assert states[-1].text == ref["text"]
+        assert states[-1].nfe == 101 and len(ref["text"]) == 256
+        by_t = {f"t={100 - s.step + 1}": s.num_masked for s in states[1:101]}
+        for label in ("t=100", "t=75", "t=50", "t=25", "t=1"):
+            assert by_t[label] == ref["masked_after_step"][label]
+
+
+def test_classic_sampler_reproduces_the_original_greedy_output():
+    check_classic(load_checkpoint(FIXTURE))
+
+
+@pytest.mark.skipif(not (ORIGINAL / "model_stories.pt").exists(), reason="shared original checkpoint not present")
+def test_import_original_then_classic(tmp_path):
+    out = import_original(ORIGINAL / "model_stories.pt", ORIGINAL / "stories.txt", tmp_path / "imported")
+    ck = load_checkpoint(out)
+    assert ck.model.num_params() == 3_209_472
+    check_classic(ck)
+
+
+def test_import_original_format_round_trip(tmp_path):
+    """A checkpoint in the original's torch.save layout converts with every weight intact."""
+    text = "Once upon a time, a cat sat.\n"
+    vocab_size = len(set(text)) + 1
+    torch.manual_seed(0)
+    src = Transformer(get_preset("test", vocab_size=vocab_size, n_head=1, block_size=256))
+    torch.save({"iter": 5, "model_state_dict": src.state_dict(), "loss": 1.0}, tmp_path / "model.pt")
+    (tmp_path / "data.txt").write_text(text)
+    ck = load_checkpoint(import_original(tmp_path / "model.pt", tmp_path / "data.txt", tmp_path / "out"))
+    assert all(torch.equal(v, ck.model.state_dict()[k]) for k, v in src.state_dict().items())
+    assert ck.metadata["original_iter"] == 5
+    (tmp_path / "other.txt").write_text("xyz")
+    with pytest.raises(Exception, match="vocabulary"):
+        import_original(tmp_path / "model.pt", tmp_path / "other.txt", tmp_path / "out2")

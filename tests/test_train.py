@@ -1,0 +1,102 @@
+"""Training: exact resume, atomic checkpoints, DDP under torchrun, and clear errors."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from helpers import ROOT, story_text
+from microdllm import train as train_mod
+from microdllm.checkpoint import load_checkpoint
+from microdllm.train import STATE_NAME, TrainConfig, TrainingError, train
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    path = tmp_path / "train.txt"
+    path.write_text(story_text(8000), encoding="utf-8")
+    return path
+
+
+def config(corpus, out, **kw):
+    base = dict(out=str(out), data=[str(corpus)], preset="test", batch_size=4, max_iters=6, warmup_iters=2,
+                eval_interval=3, eval_windows=4, eval_timesteps=2, save_interval=3, progress=False, seed=3)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def weights(out):
+    return load_checkpoint(out).model.state_dict()
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "muon"])
+def test_resume_continues_exactly(corpus, tmp_path, optimizer):
+    full = train(config(corpus, tmp_path / "full", optimizer=optimizer, loss="elbo", stratified=True))
+    half = train(config(corpus, tmp_path / "half", optimizer=optimizer, loss="elbo", stratified=True, max_iters=3))
+    assert half.step == 3
+    resumed = train(config(corpus, tmp_path / "half", optimizer=optimizer, loss="elbo", stratified=True),
+                    resume=str(tmp_path / "half"))
+    assert resumed.step == full.step == 6
+    a, b = weights(tmp_path / "full"), weights(tmp_path / "half")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert [r["step"] for r in resumed.history] == [3, 6]
+
+
+def test_checkpoint_contents_and_loss_curve(corpus, tmp_path):
+    train(config(corpus, tmp_path / "run"))
+    out = tmp_path / "run"
+    names = {p.name for p in out.iterdir()}
+    assert {"model.safetensors", "config.json", STATE_NAME, "metrics.jsonl", "loss_curve.png"} <= names
+    assert not [n for n in names if n.endswith(".tmp")]
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["training"]["step"] == 6 and cfg["diffusion"]["schedule"] == "cosine"
+    assert "nelbo_bpc" in cfg["training"]["val"]
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(corpus, tmp_path, monkeypatch):
+    real = train_mod.Trainer.loss_on
+
+    def poisoned(self, x0, g):
+        loss = real(self, x0, g)
+        return loss * float("nan") if self.step == 4 else loss
+
+    monkeypatch.setattr(train_mod.Trainer, "loss_on", poisoned)
+    with pytest.raises(TrainingError, match="diverged"):
+        train(config(corpus, tmp_path / "run"))
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["training"]["step"] == 3
+    assert load_checkpoint(tmp_path / "run").model is not None
+
+
+def test_bad_inputs_are_clear(corpus, tmp_path):
+    short = tmp_path / "short.txt"
+    short.write_text("Once upon a time.", encoding="utf-8")
+    with pytest.raises(ValueError, match="longer than one block"):
+        train(config(short, tmp_path / "a"))
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        train(config(tmp_path / "missing.txt", tmp_path / "b"))
+    with pytest.raises(ValueError, match="unknown preset"):
+        train(config(corpus, tmp_path / "c", preset="gigantic"))
+    with pytest.raises(Exception, match="nothing.*missing"):
+        train(config(corpus, tmp_path / "d"), resume=str(tmp_path / "nothing"))
+
+
+def test_autoregressive_baseline_trains(corpus, tmp_path):
+    t = train(config(corpus, tmp_path / "ar", causal=True))
+    assert "bpc" in t.history[-1]["val"] and load_checkpoint(tmp_path / "ar").model.config.causal
+
+
+def test_two_process_ddp_on_cpu(corpus, tmp_path):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "microdllm", "train", "--data", str(corpus), "--preset", "test", "--batch-size", "4",
+           "--max-iters", "3", "--eval-interval", "3", "--save-interval", "3", "--eval-windows", "4",
+           "--eval-timesteps", "2", "--out", str(out), "--no-progress", "--threads", "1"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    assert res.returncode == 0, res.stderr[-3000:]
+    meta = json.loads((out / "config.json").read_text())["training"]
+    assert meta["world_size"] == 2 and meta["step"] == 3
+    assert meta["tokens"] == 3 * 4 * 64 * 2

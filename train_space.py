@@ -1,0 +1,93 @@
+"""One command from nothing to a published micro-dLLM: data, training, evaluation, model card, Hub.
+
+    python train_space.py                                  # the bundled model's recipe (CPU is fine)
+    python train_space.py --recipe micro                   # the full original-size model (use a GPU)
+    python train_space.py --recipe micro --push-to-hub you/micro-dllm   # then: MICRODLLM_CHECKPOINT=you/micro-dllm python app.py
+
+Runs on whatever is present (CUDA, MPS or CPU) and under `torchrun --nproc_per_node K`.
+Data: local files with --train-file/--val-file, else TinyStories streamed from the Hub.
+Needs HF_TOKEN (or `hf auth login`) to push.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+from pathlib import Path
+
+from microdllm.card import write_model_card
+from microdllm.checkpoint import load_checkpoint, push_to_hub
+from microdllm.data import fixed_windows, stream_stories, write_stories
+from microdllm.evaluate import evaluate
+from microdllm.sampling import DEFAULT, generate
+from microdllm.train import TrainConfig, pick_device, train
+
+# The recipes, chosen by measurement (docs/experiments.md).
+RECIPES = {
+    "tiny": TrainConfig(preset="tiny", optimizer="muon", muon_lr=0.02, lr=2e-3, batch_size=32, max_iters=2000,
+                        warmup_iters=100, eval_interval=100, save_interval=100),
+    "micro": TrainConfig(preset="micro", optimizer="muon", muon_lr=0.02, lr=2e-3, batch_size=64, max_iters=5000,
+                         warmup_iters=200, eval_interval=250, save_interval=500),
+}
+SAMPLE_PROMPTS = ["Once upon a time, there was a little girl named Lily.", "One day, a boy named Tom went to the park.",
+                  "The sun was shining and the birds were singing."]
+
+
+def prepare_data(args) -> tuple[list[str], str | None]:
+    if args.train_file:
+        return [args.train_file], args.val_file
+    data_dir = Path(args.out).parent / "data"
+    train_path, val_path = data_dir / "tinystories_train.txt", data_dir / "tinystories_valid.txt"
+    if not train_path.exists():
+        print(f"streaming {args.num_stories} stories from {args.dataset} ...", flush=True)
+        write_stories(stream_stories(args.dataset, split="train", num_stories=args.num_stories, seed=args.seed), train_path)
+        write_stories(stream_stories(args.dataset, split="validation", num_stories=max(200, args.num_stories // 20),
+                                     seed=args.seed), val_path)
+    return [str(train_path)], str(val_path)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--recipe", choices=list(RECIPES), default="tiny")
+    p.add_argument("--out", default=None, help="checkpoint directory (default: runs/<recipe>)")
+    p.add_argument("--train-file")
+    p.add_argument("--val-file")
+    p.add_argument("--dataset", default="roneneldan/TinyStories")
+    p.add_argument("--num-stories", type=int, default=20000)
+    p.add_argument("--max-iters", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--seed", type=int, default=1337)
+    p.add_argument("--resume", action="store_true", help="continue from the training state in --out")
+    p.add_argument("--push-to-hub", metavar="REPO_ID")
+    p.add_argument("--private", action="store_true")
+    args = p.parse_args(argv)
+    args.out = args.out or f"runs/{args.recipe}"
+
+    device = pick_device()
+    print(f"device: {device}", flush=True)
+    data, val = prepare_data(args)
+    overrides = {k: v for k, v in (("max_iters", args.max_iters), ("batch_size", args.batch_size)) if v}
+    cfg = dataclasses.replace(RECIPES[args.recipe], out=args.out, data=data, val_data=val, seed=args.seed, **overrides)
+    resume = args.out if args.resume and (Path(args.out) / "training_state.pt").exists() else None
+    trainer = train(cfg, resume=resume)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0
+
+    ck = load_checkpoint(args.out)
+    metrics = evaluate(ck.model, fixed_windows(trainer.data.val, 128, ck.model_config.block_size, seed=0),
+                       ck.schedule, ck.tokenizer.mask_id, timesteps_per_window=16)
+    samples = [{"settings": f"prompt={prompt!r}, {DEFAULT.strategy}, {DEFAULT.steps} steps, temperature {DEFAULT.temperature}",
+                "text": generate(ck.model, ck.tokenizer, prompt + " ", schedule=ck.schedule, seed=i).text}
+               for i, prompt in enumerate(SAMPLE_PROMPTS)]
+    write_model_card(args.out, title=f"micro-dLLM {args.recipe}", hardware=str(device), samples=samples,
+                     evaluation={k: v for k, v in metrics.items() if isinstance(v, float)})
+    print(f"validation NELBO {metrics.get('nelbo_bpc', metrics.get('bpc')):.4f} bits/char (upper bound)")
+    if args.push_to_hub:
+        url = push_to_hub(args.out, args.push_to_hub, token=os.environ.get("HF_TOKEN"), private=args.private)
+        print(f"pushed to {url}\nrun the app on it: MICRODLLM_CHECKPOINT={args.push_to_hub} python app.py")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

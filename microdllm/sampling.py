@@ -87,7 +87,7 @@ class DenoiseState:
     confidence: tuple[float, ...]   # the model's confidence in each position's current token (nan: never predicted)
     fixed: tuple[bool, ...]         # prompt / template characters: never change
     nfe: int                        # model evaluations so far
-    elapsed: float                  # seconds since the start
+    elapsed: float                  # seconds the sampler itself has worked (time spent by the consumer excluded)
     done: bool = False
 
     @property
@@ -208,16 +208,27 @@ def choose_reveal(cfg: SamplerConfig, score: torch.Tensor, masked: torch.Tensor,
     return lowest(-score, quota, masked)  # the `quota` most confident masked positions
 
 
-@torch.inference_mode()
 def denoise(model, tokenizer: CharTokenizer, prompt: str = "", config: SamplerConfig | None = None, *,
             infill: bool = False, schedule: Schedule | None = None, **overrides) -> Iterator[DenoiseState]:
     """Yield the state after every denoising step, from all-masked (step 0) to clean text (done=True).
 
     prompt: text to continue, or with infill=True a template whose `_` glyphs are filled in.
-    Stop iterating at any time to cancel.
+    Stop iterating at any time to cancel. `elapsed` counts the sampler's own time only, not the
+    time the caller spends with each state (rendering, streaming).
     """
-    cfg = (config or DEFAULT).replace(**overrides)
-    schedule = schedule or CosineSchedule()
+    start, paused = time.perf_counter(), 0.0
+    for state in _steps(model, tokenizer, prompt, (config or DEFAULT).replace(**overrides), infill,
+                        schedule or CosineSchedule()):
+        state = dataclasses.replace(state, elapsed=time.perf_counter() - start - paused)
+        handed_over = time.perf_counter()
+        yield state
+        paused += time.perf_counter() - handed_over
+
+
+@torch.inference_mode()
+def _steps(model, tokenizer: CharTokenizer, prompt: str, cfg: SamplerConfig, infill: bool,
+           schedule: Schedule) -> Iterator[DenoiseState]:
+    """The reverse process itself; `denoise` adds the timing."""
     mcfg, mask_id = model.config, tokenizer.mask_id
     if infill:
         ids = tokenizer.encode_template(prompt)
@@ -234,14 +245,14 @@ def denoise(model, tokenizer: CharTokenizer, prompt: str = "", config: SamplerCo
     reopen = cfg.strategy in CONFIDENCE_STRATEGIES and cfg.remask_ratio > 0
     blocks = _blocks(editable, cfg.block_len, cfg.steps)
     total = sum(n for _, n in blocks) + cfg.final_pass
-    start, nfe, step = time.perf_counter(), 0, 0
+    nfe, step = 0, 0
 
     def state(prev: torch.Tensor, u: float, done: bool) -> DenoiseState:
         masked, was = x == mask_id, prev == mask_id
         return DenoiseState(step, total, u, tuple(x.tolist()), tokenizer.decode(x.tolist()),
                             tuple(masked.tolist()), tuple((was & ~masked).tolist()),
                             tuple((~was & masked).tolist()), tuple(conf.tolist()), fixed, nfe,
-                            time.perf_counter() - start, done)
+                            0.0, done)
 
     def run_model(u: float) -> torch.Tensor:
         nonlocal nfe

@@ -1,0 +1,398 @@
+"""micro-dLLM in the browser: watch a masked-diffusion language model write, one denoising step a frame.
+
+    python app.py                 # http://127.0.0.1:7860
+    MICRODLLM_CHECKPOINT=owner/name python app.py     # a checkpoint from the Hugging Face Hub
+
+Environment
+    MICRODLLM_CHECKPOINT   checkpoint: a local directory or a Hub repo id (default: the bundled model)
+    MICRODLLM_HUB_TIMEOUT  seconds to wait for the Hub before falling back to the bundled model (5)
+    MICRODLLM_THREADS      torch threads per process (default: cores / concurrent generations, 1 to 4)
+    GRADIO_SERVER_NAME / GRADIO_SERVER_PORT   where to serve (127.0.0.1:7860)
+
+Layout of this file: model loading, then the event handlers (plain functions and generators),
+then `build_demo()` with the layout and the event wiring. The sampler is `microdllm.sampling.denoise`;
+the app only renders the states it yields (pure rendering lives in `microdllm/app_logic.py`).
+"""
+from __future__ import annotations
+
+import html
+import logging
+import math
+import os
+import tempfile
+import threading
+import time
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from pathlib import Path
+
+import gradio as gr
+import torch
+
+from microdllm import app_logic as ui
+from microdllm.checkpoint import Checkpoint, load_checkpoint
+from microdllm.diffusion import SCHEDULES
+from microdllm.sampling import DEFAULT, MAX_STEPS, STRATEGIES, SamplingError, denoise
+
+log = logging.getLogger("microdllm.app")
+
+CONCURRENCY = 2          # generations at once: a free Space has 2 vCPUs
+HUB_TIMEOUT = float(os.environ.get("MICRODLLM_HUB_TIMEOUT", "5"))
+MAX_TRACE = MAX_STEPS + 2
+EXPORT_FRAMES = 80       # at most this many frames in an exported GIF / MP4
+
+EXAMPLES = [
+    ["Once upon a time, there was a little girl named Lily.", "continue"],
+    ["One day, Tom and his dog went to the park.", "continue"],
+    ["The sun was shining and the birds were singing. Sam wanted to", "continue"],
+    ["Once upon a time, there was a ___ named ___. She liked to ___ in the park.", "infill"],
+    ["Lily had a big red ____. Every day she ________ with it. One day, ______________.", "infill"],
+]
+FORWARD_SENTENCE = "Once upon a time, there was a little dog named Max. He loved to play in the sun."
+STRATEGY_INFO = ("which masked characters to reveal each step: the most confident (low_confidence, margin, "
+                 "entropy), random, MDLM's ancestral sampler (none), or all above a threshold (threshold)")
+INTRO = """# micro-dLLM: watch a diffusion language model write
+It does not write left to right. It starts from a row of masks `_ _ _` and, step by step, fills in the
+characters it is most sure of, everywhere at once, until the story is complete. A ~10M-parameter
+character-level model trained on TinyStories ([MDLM](https://arxiv.org/abs/2406.07524) /
+[LLaDA](https://arxiv.org/abs/2502.09992) recipe)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Models: loaded once, shared by all sessions; each session remembers which one it uses (a key).
+
+def _load_with_timeout(source: str, timeout: float) -> Checkpoint:
+    """load_checkpoint in a daemon thread, so a silent Hub cannot hold the app (or its exit) hostage."""
+    future: Future = Future()
+
+    def work():
+        try:
+            future.set_result(load_checkpoint(source, timeout=timeout))
+        except BaseException as e:  # noqa: BLE001 - handed to the waiting caller
+            future.set_exception(e)
+
+    threading.Thread(target=work, name="checkpoint-load", daemon=True).start()
+    return future.result(timeout=timeout)
+
+
+class ModelStore:
+    """Checkpoints by source ("" = bundled). Loading falls back to the bundled model, with a reason."""
+
+    def __init__(self, timeout: float = HUB_TIMEOUT, keep: int = 4):
+        self.timeout, self.keep = timeout, keep
+        self._models: dict[str, Checkpoint] = {}
+        self._lock = threading.Lock()
+        self.default_key = ""
+        self.startup_notice: str | None = None
+
+    def load(self, source: str | None) -> tuple[str, Checkpoint, str | None]:
+        """(key, checkpoint, notice). notice is None, or says why the bundled model is used instead."""
+        key = (source or "").strip()
+        with self._lock:
+            if key in self._models:
+                return key, self._models[key], None
+        try:
+            ck = load_checkpoint(None) if key == "" else _load_with_timeout(key, self.timeout)
+        except Exception as e:  # noqa: BLE001 - any failure: explain and use the bundled model
+            if key == "":
+                raise
+            if isinstance(e, FutureTimeout):
+                reason = f"no answer within {self.timeout:g} s"
+            else:
+                reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            log.warning("could not load checkpoint %r: %s; using the bundled model", key, reason)
+            key, ck, _ = self.load("")
+            return key, ck, f"Could not load checkpoint '{source}': {reason}. Using the bundled model instead."
+        log.info("loaded checkpoint %s from %s (%d parameters)", ck.source, ck.path, ck.model.num_params())
+        with self._lock:
+            self._models[key] = ck
+            others = [k for k in self._models if k not in ("", self.default_key, key)]
+            for old in others[:max(0, len(others) - self.keep)]:  # oldest first
+                del self._models[old]
+        return key, ck, None
+
+
+STORE = ModelStore()
+
+
+# ---------------------------------------------------------------------------------------------
+# Event handlers
+
+def warn(message: str) -> None:
+    log.warning(message)
+    gr.Warning(html.escape(message, quote=False))
+
+
+def info(message: str) -> None:
+    log.info(message)
+    gr.Info(html.escape(message, quote=False))
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
+
+
+def generate(prompt, mode="continue", gen_len=DEFAULT.gen_len, steps=DEFAULT.steps,
+             temperature=DEFAULT.temperature, strategy=DEFAULT.strategy, remask_ratio=DEFAULT.remask_ratio,
+             top_k=DEFAULT.top_k, top_p=DEFAULT.top_p, block_len=0, threshold=DEFAULT.threshold,
+             seed=DEFAULT.seed, drop_unknown=True, delay_ms=0, model_key=""):
+    """Stream the sampler: yields (canvas HTML, chart SVG, status, final text, trace) once per state.
+
+    The final text is empty until the run is done; the trace (all states, for export) is set at the end.
+    Problems become a gr.Warning and a status line, never an exception.
+    """
+    keep = gr.skip()
+
+    def problem(message: str):
+        warn(message)
+        return keep, keep, f"⚠️ {message}", keep, keep
+
+    states, it = [], None
+    try:
+        key, ck, notice = STORE.load(model_key)
+        if notice:
+            warn(notice)
+        infill = mode == "infill"
+        cfg = ui.sampler_config(steps=steps, temperature=temperature, strategy=strategy,
+                                remask_ratio=remask_ratio, gen_len=gen_len, top_k=top_k, top_p=top_p,
+                                seed=seed, block_len=block_len, threshold=threshold)
+        prep = ui.prepare_prompt(ck.tokenizer, prompt, infill, bool(drop_unknown),
+                                 ck.model.config.block_size, cfg.gen_len)
+        for level, message in prep.messages:
+            (warn if level == "warning" else info)(message)
+        if prep.error:
+            yield problem(prep.error)
+            return
+        delay = min(max(float(delay_ms or 0), 0.0), 2000.0) / 1000
+        it = denoise(ck.model, ck.tokenizer, prep.text, cfg.replace(gen_len=prep.gen_len),
+                     infill=infill, schedule=ck.schedule)
+        counts = []
+        for state in it:
+            if len(states) < MAX_TRACE:
+                states.append(state)
+            counts.append(state.num_masked)
+            chart = ui.mask_chart_svg(counts, state.total_steps)
+            status = ui.status_line(state)
+            if state.done:
+                yield ui.render_state(state), chart, status, state.text, states
+                return
+            yield ui.render_state(state), chart, status, "", keep
+            if delay:
+                time.sleep(delay)
+    except SamplingError as e:
+        message = str(e)
+        yield problem(message[:1].upper() + message[1:])
+    except Exception as e:  # noqa: BLE001 - the app must keep serving
+        log.exception("generation failed")
+        yield problem(f"Generation failed: {_one_line(e)}")
+    finally:
+        if it is not None:
+            it.close()
+
+
+def export_trace(trace):
+    """Render the last run's states as a GIF and an MP4 (microdllm.viz); returns two file paths."""
+    if not trace:
+        warn("Nothing to export yet: generate a story first.")
+        return gr.skip(), gr.skip()
+    try:
+        from microdllm import viz  # lazy: the app runs even if the exporter is unavailable
+    except Exception as e:  # noqa: BLE001
+        log.exception("microdllm.viz cannot be imported")
+        warn(f"Export is unavailable: {_one_line(e)}")
+        return gr.skip(), gr.skip()
+    out = Path(tempfile.gettempdir()) / "microdllm-exports"
+    out.mkdir(parents=True, exist_ok=True)
+    for old in out.iterdir():  # keep the folder from growing on a long-running server
+        try:
+            if time.time() - old.stat().st_mtime > 3600:
+                old.unlink()
+        except OSError:
+            pass
+    stem = f"diffusion-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{threading.get_ident() % 10000}"
+    every = max(1, math.ceil(len(trace) / EXPORT_FRAMES))
+    paths = []
+    for writer, suffix in ((viz.write_gif, ".gif"), (viz.write_mp4, ".mp4")):
+        try:
+            paths.append(str(writer(trace, out / (stem + suffix), every=every)))
+        except Exception as e:  # noqa: BLE001 - e.g. no ffmpeg for MP4: still give the GIF
+            log.exception("export to %s failed", suffix)
+            warn(f"Could not write the {suffix[1:].upper()}: {_one_line(e)}")
+            paths.append(None)
+    return tuple(gr.update(value=path, visible=path is not None) for path in paths)
+
+
+def forward_process(sentence, t, schedule, seed=0, model_key=""):
+    """The forward (noising) process: the sentence at time t, a summary line, and the schedule curve."""
+    try:
+        _, ck, _ = STORE.load(model_key)
+        unknown = ck.tokenizer.unknown_chars(sentence or "")
+        if unknown:
+            info(f"Dropped characters the model does not know: {', '.join(repr(c) for c in unknown[:20])}")
+        return ui.forward_view(ck.tokenizer, sentence, int(t or 0), ck.model.config.timesteps, SCHEDULES,
+                               schedule, int(seed or 0))
+    except Exception as e:  # noqa: BLE001
+        log.exception("forward process failed")
+        warn(f"Could not corrupt the sentence: {_one_line(e)}")
+        return gr.skip(), gr.skip(), gr.skip()
+
+
+def _notice_md(notice: str | None):
+    return gr.Markdown(f"⚠️ **{html.escape(notice, quote=False)}**" if notice else "", visible=bool(notice))
+
+
+def load_model(source, gen_len=DEFAULT.gen_len):
+    """Model panel: load another checkpoint for this session (falls back to the bundled one)."""
+    key, ck, notice = STORE.load(source)
+    if notice:
+        warn(notice)
+    else:
+        info(f"Loaded {ck.source} ({ck.model.num_params() / 1e6:.2f} M parameters).")
+    cfg = ck.model.config
+    room = cfg.block_size - 1
+    length = min(int(gen_len or room), room)
+    return (key, ui.model_card(ck), _notice_md(notice),
+            gr.Slider(maximum=room, value=length), gr.Slider(maximum=cfg.timesteps))
+
+
+def model_info(model_key=""):
+    """On page load: the model card of this session's model (and the startup fallback notice, if any)."""
+    _, ck, notice = STORE.load(model_key)
+    notice = notice or (STORE.startup_notice if (model_key or "") == STORE.default_key else None)
+    if notice:
+        warn(notice)
+    return ui.model_card(ck)
+
+
+# ---------------------------------------------------------------------------------------------
+# Layout and wiring
+
+def build_demo(checkpoint_source: str | None = None) -> gr.Blocks:
+    """The app. checkpoint_source: a local directory or Hub repo id (None: $MICRODLLM_CHECKPOINT, else bundled)."""
+    if checkpoint_source is None:
+        checkpoint_source = os.environ.get("MICRODLLM_CHECKPOINT", "")
+    key, ck, notice = STORE.load(checkpoint_source)
+    STORE.default_key, STORE.startup_notice = key, notice
+    mcfg = ck.model.config
+    room = mcfg.block_size - 1
+    first_prompt = EXAMPLES[0][0]
+    fwd_text, fwd_summary, fwd_curve = ui.forward_view(ck.tokenizer, FORWARD_SENTENCE, mcfg.timesteps // 2,
+                                                       mcfg.timesteps, SCHEDULES, ck.schedule.name, 0)
+
+    with gr.Blocks(title="micro-dLLM: watch a diffusion LM write", delete_cache=(3600, 3600)) as demo:
+        model_key = gr.State(key)
+        trace = gr.State([])
+        gr.Markdown(INTRO)
+        notice_box = _notice_md(notice)
+
+        with gr.Tabs():
+            with gr.Tab("Generate", id="generate"):
+                with gr.Row():
+                    with gr.Column(scale=2, min_width=320):
+                        mode = gr.Radio([("Continue a prompt", "continue"), ("Fill in the _ blanks", "infill")],
+                                        value="continue", label="Mode",
+                                        info="infilling: every _ in the template is one character to fill in")
+                        prompt = gr.Textbox(first_prompt, label="Prompt or template", lines=3, max_lines=8,
+                                            info="empty = unconditional generation", elem_id="mdl-prompt")
+                        with gr.Row():
+                            generate_btn = gr.Button("Generate", variant="primary", elem_id="mdl-generate")
+                            stop_btn = gr.Button("Stop", variant="stop", elem_id="mdl-stop")
+                        gen_len = gr.Slider(1, room, value=min(DEFAULT.gen_len or room, room), step=1, precision=0,
+                                            label="Characters to generate", info="continuation only")
+                        steps = gr.Slider(1, 256, value=DEFAULT.steps, step=1, precision=0,
+                                          label="Denoising steps", info="fewer = faster, more characters per step")
+                        temperature = gr.Slider(0, 2, value=DEFAULT.temperature, step=0.05,
+                                                label="Temperature", info="0 = greedy")
+                        strategy = gr.Dropdown(list(STRATEGIES), value=DEFAULT.strategy,
+                                               label="Remasking strategy", info=STRATEGY_INFO)
+                        remask_ratio = gr.Slider(0, 1, value=DEFAULT.remask_ratio, step=0.05,
+                                                 label="Remasking ratio",
+                                                 info="share of written characters that may be masked again "
+                                                      "(confidence strategies)")
+                        with gr.Accordion("Advanced", open=False):
+                            top_k = gr.Slider(0, ck.tokenizer.vocab_size, value=DEFAULT.top_k, step=1, precision=0,
+                                              label="Top-k", info="0 = off")
+                            top_p = gr.Slider(0.05, 1, value=DEFAULT.top_p, step=0.05, label="Top-p",
+                                              info="1 = off")
+                            block_len = gr.Slider(0, room, value=DEFAULT.block_len or 0, step=1, precision=0,
+                                                  label="Block length",
+                                                  info="0 = off; else write left-to-right blocks of this size")
+                            threshold = gr.Slider(0.05, 1, value=DEFAULT.threshold, step=0.05,
+                                                  label="Confidence threshold", info="strategy 'threshold'")
+                            seed = gr.Number(DEFAULT.seed, precision=0, label="Seed")
+                            delay_ms = gr.Slider(0, 1000, value=40, step=10, precision=0,
+                                                 label="Slow motion: pause per step (ms)")
+                            drop_unknown = gr.Checkbox(True, label="Drop unknown characters",
+                                                       info="otherwise a prompt with characters the model "
+                                                            "does not know is refused")
+                        gr.Examples(EXAMPLES, inputs=[prompt, mode], label="Try these")
+                    with gr.Column(scale=3, min_width=360):
+                        canvas = gr.HTML(ui.render_text(first_prompt), label="Canvas", elem_id="mdl-canvas")
+                        status = gr.Markdown("Press **Generate**.", label="Status", elem_id="mdl-status")
+                        chart = gr.HTML(ui.mask_chart_svg([], DEFAULT.steps), label="Masks left", elem_id="mdl-chart")
+                        final = gr.Textbox(label="Final text", lines=4, interactive=False, buttons=["copy"],
+                                           elem_id="mdl-final")
+                        export_btn = gr.Button("Export GIF / MP4 of the last run", elem_id="mdl-export")
+                        with gr.Row():
+                            gif_file = gr.File(label="GIF", interactive=False, visible=False)
+                            mp4_file = gr.File(label="MP4", interactive=False, visible=False)
+
+            with gr.Tab("Forward process", id="forward"):
+                gr.Markdown("Training runs this the other way: take a real sentence, mask each character "
+                            "with probability 1 - a(t), and teach the model to guess the masked ones. "
+                            "Slide t to add noise; the same seed keeps the same random draws.")
+                with gr.Row():
+                    with gr.Column(scale=3):
+                        fwd_sentence = gr.Textbox(FORWARD_SENTENCE, label="Sentence (press Enter)", lines=2)
+                        fwd_t = gr.Slider(0, mcfg.timesteps, value=mcfg.timesteps // 2, step=1, precision=0,
+                                          label="t (0 = clean text, T = all masked)")
+                        with gr.Row():
+                            fwd_schedule = gr.Dropdown(list(SCHEDULES), value=ck.schedule.name,
+                                                       label="Noise schedule a(t)")
+                            fwd_seed = gr.Number(0, precision=0, label="Seed")
+                        fwd_html = gr.HTML(fwd_text)
+                        fwd_md = gr.Markdown(fwd_summary, elem_classes=["mdl-summary"])
+                    with gr.Column(scale=2):
+                        fwd_svg = gr.HTML(fwd_curve)
+
+            with gr.Tab("Model", id="model"):
+                card = gr.Markdown(ui.model_card(ck), elem_id="mdl-card")
+                with gr.Row():
+                    source = gr.Textbox(label="Load another checkpoint", scale=4,
+                                        placeholder="Hub repo id (owner/name) or a local directory; empty = bundled")
+                    load_btn = gr.Button("Load", scale=1)
+
+        # Events
+        gen_inputs = [prompt, mode, gen_len, steps, temperature, strategy, remask_ratio, top_k, top_p,
+                      block_len, threshold, seed, drop_unknown, delay_ms, model_key]
+        gen_event = gr.on([generate_btn.click, prompt.submit], generate, inputs=gen_inputs,
+                          outputs=[canvas, chart, status, final, trace], api_name="generate",
+                          show_progress="hidden", concurrency_id="model")
+        stop_btn.click(lambda: "Stopped.", outputs=status, cancels=[gen_event], concurrency_limit=None,
+                       api_visibility="private")
+        export_btn.click(export_trace, inputs=trace, outputs=[gif_file, mp4_file], api_name="export",
+                         concurrency_id="model")
+        gr.on([fwd_sentence.submit, fwd_t.change, fwd_schedule.change, fwd_seed.change], forward_process,
+              inputs=[fwd_sentence, fwd_t, fwd_schedule, fwd_seed, model_key], outputs=[fwd_html, fwd_md, fwd_svg],
+              api_name="forward_process", show_progress="hidden", trigger_mode="always_last",
+              concurrency_limit=None)
+        gr.on([load_btn.click, source.submit], load_model, inputs=[source, gen_len],
+              outputs=[model_key, card, notice_box, gen_len, fwd_t], api_name="load_model", concurrency_id="model")
+        demo.load(model_info, inputs=model_key, outputs=card, api_name="model_info", concurrency_limit=None)
+
+    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=32)
+    return demo
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    threads = int(os.environ.get("MICRODLLM_THREADS") or 0) or min(4, max(1, (os.cpu_count() or 1) // CONCURRENCY))
+    torch.set_num_threads(threads)
+    demo = build_demo()
+    # Gradio reads GRADIO_SERVER_NAME / GRADIO_SERVER_PORT (default 127.0.0.1, 7860) itself.
+    demo.launch(css=ui.CSS, theme=gr.themes.Soft())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""Compare sampler settings on one checkpoint with the sample-eval metrics; print a Markdown table.
+
+    python bench/compare_samplers.py --checkpoint runs/tiny --n 32 [--json out.json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from microdllm.checkpoint import load_checkpoint  # noqa: E402
+from microdllm.cli import DEFAULT_WORDS  # noqa: E402
+from microdllm.data import read_text_files  # noqa: E402
+from microdllm.quality import sample_eval, vocabulary  # noqa: E402
+from microdllm.sampling import DEFAULT, PRESETS  # noqa: E402
+
+CANDIDATES = {
+    "classic (original: low_confidence, r=1, 100 steps, t=0 pass)": PRESETS["classic"].replace(gen_len=DEFAULT.gen_len),
+    "low_confidence r=1, 64 steps": DEFAULT.replace(strategy="low_confidence", remask_ratio=1.0, steps=64),
+    "low_confidence r=0.1, 64 steps": DEFAULT.replace(strategy="low_confidence", remask_ratio=0.1, steps=64),
+    "low_confidence r=0, 64 steps": DEFAULT.replace(strategy="low_confidence", remask_ratio=0.0, steps=64),
+    "low_confidence r=0, 32 steps": DEFAULT.replace(strategy="low_confidence", remask_ratio=0.0, steps=32),
+    "margin r=0, 64 steps": DEFAULT.replace(strategy="margin", remask_ratio=0.0, steps=64),
+    "entropy r=0, 64 steps": DEFAULT.replace(strategy="entropy", remask_ratio=0.0, steps=64),
+    "random r=0, 64 steps": DEFAULT.replace(strategy="random", remask_ratio=0.0, steps=64),
+    "none (MDLM ancestral), T=1, 64 steps": DEFAULT.replace(strategy="none", temperature=1.0, steps=64),
+    "threshold 0.9, <=64 steps": DEFAULT.replace(strategy="threshold", threshold=0.9, steps=64),
+    "threshold 0.7, <=64 steps": DEFAULT.replace(strategy="threshold", threshold=0.7, steps=64),
+    "low_confidence r=0, T=0.7, 64 steps": DEFAULT.replace(strategy="low_confidence", temperature=0.7, steps=64),
+    "threshold 0.9, T=0.7, <=64 steps": DEFAULT.replace(strategy="threshold", threshold=0.9, temperature=0.7, steps=64),
+}
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--checkpoint")
+    p.add_argument("--n", type=int, default=32)
+    p.add_argument("--only", nargs="*", help="substrings of candidate names to run")
+    p.add_argument("--words-from", default=str(DEFAULT_WORDS))
+    p.add_argument("--json")
+    args = p.parse_args()
+    ck = load_checkpoint(args.checkpoint)
+    known = vocabulary(read_text_files([args.words_from]))
+    rows = {}
+    print("| sampler | word share | distinct-2 | mean NFE | s / sample |\n|---|---:|---:|---:|---:|", flush=True)
+    for name, cfg in CANDIDATES.items():
+        if args.only and not any(s in name for s in args.only):
+            continue
+        r = sample_eval(ck, known, cfg, n=args.n, seed=0)
+        rows[name] = r
+        print(f"| {name} | {r['word_share']:.3f} | {r['distinct_2']:.3f} | {r['mean_nfe']:.1f} | "
+              f"{r['mean_seconds']:.2f} |", flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()

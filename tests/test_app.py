@@ -1,0 +1,250 @@
+"""The app's handlers, called directly (no server): streaming, bad input, rendering, forward process, export."""
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+import time
+import types
+from pathlib import Path
+
+import pytest
+import torch
+
+import app
+from microdllm import app_logic as ui
+from microdllm.diffusion import SCHEDULES
+from microdllm.sampling import DenoiseState
+
+PROMPT = "Once upon a time"
+SMALL = dict(gen_len=40, steps=16, delay_ms=0)  # ~15 states, well under a second
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """The CPU is shared (with training, with other tests): one thread is fastest and fairest."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def notes(monkeypatch):
+    """Record gr.Warning / gr.Info calls: {"warning": [...], "info": [...]}."""
+    seen = {"warning": [], "info": []}
+    monkeypatch.setattr(app.gr, "Warning", lambda message, *a, **k: seen["warning"].append(message))
+    monkeypatch.setattr(app.gr, "Info", lambda message, *a, **k: seen["info"].append(message))
+    return seen
+
+
+def canvas_body(canvas_html: str) -> str:
+    """The characters part of the canvas (the legend above it shows a mask too)."""
+    return canvas_html.split('<div class="mdl-canvas">', 1)[1]
+
+
+def run(*args, **kw) -> list[tuple]:
+    return list(app.generate(*args, **{**SMALL, **kw}))
+
+
+def test_generate_streams_states_then_the_final_text(notes):
+    outputs = run(PROMPT)
+    *frames, last = outputs
+    assert len(frames) >= 10
+    for canvas, chart, status, final, trace in frames:
+        assert final == "" and status.startswith("Step ") and "<svg" in chart
+    assert 'class="mdl-c mdl-mask"' in canvas_body(frames[0][0])  # step 0: all masked
+    canvas, chart, status, final, trace = last
+    assert status.startswith("**Done.**")
+    assert final.startswith(PROMPT) and len(final) == len(PROMPT) + SMALL["gen_len"]
+    assert "mdl-mask" not in canvas_body(canvas)
+    assert [s.step for s in trace] == list(range(len(outputs))) and trace[-1].done
+    assert not notes["warning"]
+
+
+def test_infilling_keeps_the_template(notes):
+    template = "Once upon a time, there was a ___ named ___."
+    *_, (canvas, _, status, final, _) = run(template, mode="infill")
+    assert status.startswith("**Done.**") and len(final) == len(template)
+    assert all(f == t for f, t in zip(final, template) if t != "_")
+    assert "mdl-mask" not in canvas_body(canvas)
+
+
+def test_empty_prompt_is_unconditional(notes):
+    *_, (_, _, status, final, _) = run("", gen_len=12, steps=4)
+    assert status.startswith("**Done.**") and len(final) == 12
+    assert any("unconditional" in m for m in notes["info"])
+
+
+def test_unknown_characters_are_dropped_with_a_message(notes):
+    outputs = run("Hi <there> ☃", gen_len=8, steps=4)
+    assert outputs[-1][3].startswith("Hi there ")
+    assert any("'☃'" in m and "&lt;" in m for m in notes["info"])  # named, and HTML-escaped for the toast
+
+
+@pytest.mark.parametrize("prompt, kw, expected", [
+    ("Hi ☃", dict(drop_unknown=False), "does not know these characters: '☃'"),
+    ("a ___ b", dict(drop_unknown=False), "choose infilling"),
+    ("x" * 300, {}, "at most 255"),
+    ("no blanks here", dict(mode="infill"), "no _ masks"),
+    ("_" * 300, dict(mode="infill"), "at most 256"),
+    (PROMPT, dict(steps=5000), "between 1 and 1000"),
+    (PROMPT, dict(temperature="hot"), "must be a number"),
+    (PROMPT, dict(top_p=0), "must be in (0, 1]"),
+    (PROMPT, dict(strategy="telepathy"), "nknown remasking strategy"),
+])
+def test_bad_input_warns_instead_of_raising(notes, prompt, kw, expected):
+    outputs = run(prompt, **kw)
+    assert len(outputs) == 1
+    status = outputs[0][2]
+    assert status.startswith("⚠️") and expected in status
+    assert len(notes["warning"]) == 1
+
+
+def test_too_long_generation_is_clamped_to_the_context(notes):
+    outputs = run("x" * 250, gen_len=200, steps=3)
+    assert len(outputs[-1][3]) == 256
+    assert any("reduced to 6" in m for m in notes["info"])
+
+
+def test_an_unexpected_error_is_one_warning(notes, monkeypatch):
+    def broken(*a, **k):
+        yield from ()
+        raise RuntimeError("boom\nsecond line")
+
+    monkeypatch.setattr(app, "denoise", broken)
+    outputs = run(PROMPT)
+    assert outputs[-1][2] == "⚠️ Generation failed: RuntimeError: boom"
+    assert notes["warning"] == ["Generation failed: RuntimeError: boom"]
+
+
+def state(text, fixed=(), masked=(), revealed=(), remasked=(), conf=0.5, done=False):
+    n = len(text)
+    return DenoiseState(step=1, total_steps=2, t=0.5, tokens=tuple(range(n)), text=text,
+                        masked=tuple(i in masked or i in remasked for i in range(n)),
+                        revealed=tuple(i in revealed for i in range(n)),
+                        remasked=tuple(i in remasked for i in range(n)),
+                        confidence=tuple(math.nan if i in fixed else conf for i in range(n)),
+                        fixed=tuple(i in fixed for i in range(n)), nfe=1, elapsed=0.1, done=done)
+
+
+def test_render_escapes_and_marks_every_character():
+    html = ui.render_state(state('<b>&"\nx__', fixed={0, 1, 2}, revealed={3}, masked={7}, remasked={6}))
+    body = canvas_body(html)
+    assert "<b>" not in body and "&lt;" in body and "&gt;" in body and "&amp;" in body and "&quot;" in body
+    assert body.count("mdl-prompt") == 3 and body.count("mdl-new") == 1
+    assert body.count("mdl-remask") == 1 and body.count("mdl-mask") == 1
+    assert "<br>" in body  # the newline
+    assert f'title="confidence 0.50" style="opacity:{0.35 + 0.65 * 0.5:.2f}"' in body  # shading + tooltip
+    assert 'class="mdl-legend"' in html
+
+
+def test_status_and_chart():
+    s = dataclasses.replace(state("ab__", fixed={0}, masked={2, 3}), elapsed=0.5)
+    assert ui.status_line(s) == "Step 1 of 2 · 2 masks left · 1 model evaluation · 2 characters/s"
+    svg = ui.mask_chart_svg([3, 2, 0], total_steps=2)
+    assert svg.count("<polyline") == 1 and "<circle" in svg
+
+
+def test_forward_process_masks_more_as_t_grows(notes):
+    sentence = "Lily saw a big red ball."
+    counts = []
+    for t in (0, 30, 60, 100):
+        text_html, summary, svg = app.forward_process(sentence, t, "cosine", seed=1)
+        counts.append(text_html.count("mdl-mask"))
+        assert f"t = {t} of T = 100" in summary
+    assert counts[0] == 0 and counts[-1] == len(sentence) and counts == sorted(counts)
+    _, summary, svg = app.forward_process(sentence, 50, "linear", seed=1)
+    assert "a(t) = 0.50" in summary
+    assert svg.count("<polyline") == len(SCHEDULES) and 'stroke="#0072B2"' in svg
+
+
+def test_model_card_describes_the_bundled_checkpoint():
+    _, ck, notice = app.STORE.load("")
+    card = ui.model_card(ck)
+    assert notice is None
+    assert "`bundled`" in card and f"{ck.model.num_params():,}" in card and "256 characters" in card
+    if "nelbo_bpc" in ck.metadata.get("val", {}):
+        assert "bits per character" in card
+
+
+def test_store_falls_back_to_the_bundled_model(monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    key, ck, notice = app.ModelStore(timeout=5).load("nobody/not-in-cache")
+    assert key == "" and ck.source == "bundled"
+    assert "nobody/not-in-cache" in notice and "bundled model instead" in notice
+
+    real_load = app.load_checkpoint
+
+    def silent_hub(source=None, **kw):
+        if source:
+            time.sleep(3)  # a Hub that never answers in time
+        return real_load(source, **kw)
+
+    monkeypatch.setattr(app, "load_checkpoint", silent_hub)
+    started = time.monotonic()
+    key, ck, notice = app.ModelStore(timeout=0.3).load("slow/hub")
+    assert key == "" and "no answer within 0.3 s" in notice and time.monotonic() - started < 2
+
+
+def test_store_loads_a_local_directory():
+    key, ck, notice = app.ModelStore().load(str(Path(app.__file__).parent / "checkpoints" / "tinystories-tiny"))
+    assert notice is None and key.endswith("tinystories-tiny") and ck.path.name == "tinystories-tiny"
+
+
+def test_build_demo_wires_the_api():
+    demo = app.build_demo("")
+    names = {fn.api_name for fn in demo.fns.values()}
+    assert {"generate", "forward_process", "load_model", "model_info", "export"} <= names
+
+
+@pytest.fixture(scope="module")
+def trace():
+    *_, last = app.generate(PROMPT, gen_len=24, steps=5, delay_ms=0)
+    return last[4]
+
+
+def fake_viz(monkeypatch, module):
+    """Replace microdllm.viz for `from microdllm import viz`, even if another test imported the real one."""
+    import microdllm
+
+    monkeypatch.setitem(sys.modules, "microdllm.viz", module)
+    if module is None:
+        monkeypatch.delattr(microdllm, "viz", raising=False)
+    else:
+        monkeypatch.setattr(microdllm, "viz", module, raising=False)
+
+
+def test_export_writes_gif_and_mp4(trace, monkeypatch):
+    written = []
+
+    def fake_writer(suffix):
+        def write(states, path, frame_ms=180, every=1):
+            written.append((suffix, len(states), every))
+            Path(path).write_bytes(b"x")
+            return Path(path)
+        return write
+
+    fake_viz(monkeypatch, types.SimpleNamespace(write_gif=fake_writer("gif"), write_mp4=fake_writer("mp4")))
+    monkeypatch.setattr(app, "EXPORT_FRAMES", 3)  # long traces are thinned
+    gif, mp4 = app.export_trace(trace)
+    assert gif["value"].endswith(".gif") and Path(gif["value"]).is_file() and gif["visible"]
+    assert mp4["value"].endswith(".mp4") and Path(mp4["value"]).is_file()
+    every = math.ceil(len(trace) / 3)
+    assert every > 1 and written == [("gif", len(trace), every), ("mp4", len(trace), every)]
+
+
+def test_export_without_a_run_or_without_viz_warns(trace, notes, monkeypatch):
+    app.export_trace([])
+    fake_viz(monkeypatch, None)  # the import fails
+    app.export_trace(trace)
+    assert notes["warning"][0].startswith("Nothing to export") and "Export is unavailable" in notes["warning"][1]
+
+
+def test_export_with_the_real_renderer(trace):
+    pytest.importorskip("microdllm.viz")
+    gif, mp4 = app.export_trace(trace[-3:])
+    assert Path(gif["value"]).read_bytes()[:3] == b"GIF"
+    assert mp4["value"] is None or Path(mp4["value"]).stat().st_size > 0

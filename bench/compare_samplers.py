@@ -31,6 +31,14 @@ CANDIDATES = {
     "threshold 0.7, <=64 steps": DEFAULT.replace(strategy="threshold", threshold=0.7, steps=64),
     "low_confidence r=0, T=0.7, 64 steps": DEFAULT.replace(strategy="low_confidence", temperature=0.7, steps=64),
     "threshold 0.9, T=0.7, <=64 steps": DEFAULT.replace(strategy="threshold", threshold=0.9, temperature=0.7, steps=64),
+    "random r=0, 32 steps": DEFAULT.replace(strategy="random", remask_ratio=0.0, steps=32),
+    "random r=0, T=0.5, 32 steps": DEFAULT.replace(strategy="random", temperature=0.5, steps=32),
+    "low_confidence r=0, blocks of 32, 32 steps": DEFAULT.replace(strategy="low_confidence", block_len=32, steps=32),
+    "low_confidence r=0, blocks of 32, T=0.7, 32 steps": DEFAULT.replace(strategy="low_confidence", block_len=32,
+                                                                         temperature=0.7, steps=32),
+    "margin r=0, blocks of 32, 32 steps": DEFAULT.replace(strategy="margin", block_len=32, steps=32),
+    "threshold 0.5, blocks of 32, <=32 steps": DEFAULT.replace(strategy="threshold", threshold=0.5, block_len=32,
+                                                               steps=32),
 }
 
 

@@ -15,62 +15,60 @@ def _add_train(sub):
     from .config import PRESETS
     from .train import TrainConfig
 
-    p = sub.add_parser("train", help="train a model (also under torchrun --nproc_per_node K)")
+    # Defaults are suppressed so that only the options a user typed reach cmd_train (matters for --resume).
+    p = sub.add_parser("train", help="train a model (also under torchrun --nproc_per_node K)",
+                       argument_default=argparse.SUPPRESS)
     d = TrainConfig()
-    p.add_argument("--data", nargs="+", default=[], help="training text file(s)")
+    p.add_argument("--data", nargs="+", help="training text file(s)")
     p.add_argument("--val-data", help="validation text file (default: the last 10%% of --data)")
     p.add_argument("--dataset", help="Hugging Face dataset id or local json/parquet file, instead of --data")
-    p.add_argument("--dataset-stories", type=int, default=d.dataset_stories)
-    p.add_argument("--out", default=d.out, help="checkpoint directory")
+    p.add_argument("--dataset-stories", type=int, help=f"stories to stream from --dataset ({d.dataset_stories})")
+    p.add_argument("--out", help=f"checkpoint directory ({d.out})")
     p.add_argument("--resume", metavar="DIR", help="continue exactly from the training state in DIR")
-    p.add_argument("--preset", default=d.preset, help=f"one of: {', '.join(PRESETS)}")
+    p.add_argument("--preset", help=f"one of: {', '.join(PRESETS)} ({d.preset})")
     for name in ("n_layer", "n_head", "n_embd", "block_size"):
-        p.add_argument("--" + name.replace("_", "-"), type=int)
-    p.add_argument("--no-time-embedding", action="store_true", help="drop the timestep embedding (MDLM)")
+        p.add_argument("--" + name.replace("_", "-"), type=int, help="override the preset")
+    p.add_argument("--no-time-embedding", dest="time_embedding", action="store_false",
+                   help="drop the timestep embedding (MDLM)")
     p.add_argument("--causal", action="store_true", help="autoregressive baseline: causal attention, next-char loss")
-    p.add_argument("--schedule", default=d.schedule, choices=["cosine", "linear", "loglinear"])
-    p.add_argument("--loss", default=d.loss, choices=["masked_ce", "elbo"])
+    p.add_argument("--schedule", choices=["cosine", "linear", "loglinear"], help=f"({d.schedule})")
+    p.add_argument("--loss", choices=["masked_ce", "elbo"], help=f"({d.loss})")
     p.add_argument("--stratified", action="store_true", help="low-discrepancy timesteps within a batch")
-    p.add_argument("--optimizer", default=d.optimizer, choices=["adamw", "muon"])
+    p.add_argument("--optimizer", choices=["adamw", "muon"], help=f"({d.optimizer})")
     for name in ("lr", "muon_lr", "weight_decay", "min_lr_ratio", "grad_clip"):
-        p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(d, name))
+        p.add_argument("--" + name.replace("_", "-"), type=float, help=f"({getattr(d, name)})")
     for name in ("batch_size", "max_iters", "warmup_iters", "eval_interval", "eval_windows",
-                 "eval_timesteps", "save_interval", "seed"):
-        p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
-    p.add_argument("--device", default="auto")
-    p.add_argument("--threads", type=int)
-    p.add_argument("--no-progress", action="store_true")
+                 "eval_timesteps", "save_interval", "seed", "threads"):
+        p.add_argument("--" + name.replace("_", "-"), type=int, help=f"({getattr(d, name)})")
+    p.add_argument("--device", help="auto (cuda, mps or cpu), or a torch device")
+    p.add_argument("--no-progress", dest="progress", action="store_false")
     p.set_defaults(func=cmd_train)
+
+
+# What may change when resuming: where to write, how long to run, logging. The recipe may not.
+RESUMABLE = {"out", "max_iters", "eval_interval", "save_interval", "progress", "device", "threads"}
 
 
 def cmd_train(args):
     from .train import STATE_NAME, TrainConfig, train
 
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    given = {k: v for k, v in vars(args).items() if k in fields}
-    given.update(time_embedding=not args.no_time_embedding, progress=not args.no_progress)
-    if args.resume:
+    given = {k: v for k, v in vars(args).items() if k not in ("func", "command", "resume")}
+    if getattr(args, "resume", None):
         import torch
+
         state_path = Path(args.resume) / STATE_NAME
         if not state_path.is_file():
             raise CheckpointError(f"{state_path}: missing; nothing to resume")
+        changed = sorted(set(given) - RESUMABLE)
+        if changed:
+            raise ValueError(f"--resume continues the saved recipe; these options cannot change: "
+                             f"{', '.join('--' + k.replace('_', '-') for k in changed)}")
         saved = torch.load(state_path, map_location="cpu", weights_only=True)["config"]
-        # The saved recipe wins; only where to write, how long to run, and logging may change.
-        explicit = {a.dest for a in _explicit_actions(args)}
-        keep = {"out", "max_iters", "eval_interval", "save_interval", "progress", "device", "threads"}
-        saved.update({k: v for k, v in given.items() if k in keep and (k in explicit or k == "progress")})
-        if "out" not in explicit:
-            saved["out"] = args.resume
-        given = saved
+        given = {**saved, "out": args.resume, **given}
     cfg = TrainConfig(**given)
-    trainer = train(cfg, resume=args.resume)
+    trainer = train(cfg, resume=getattr(args, "resume", None))
     if trainer.rank == 0:
         print(f"checkpoint: {cfg.out} (step {trainer.step}, {trainer.tokens_seen():,} tokens)")
-
-
-def _explicit_actions(args):
-    return [a for a in PARSER._subparsers._group_actions[0].choices["train"]._actions
-            if any(opt in sys.argv for opt in a.option_strings)]
 
 
 def _add_eval(sub):
@@ -283,11 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-PARSER = build_parser()
-
-
 def main(argv=None) -> int:
-    args = PARSER.parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         args.func(args)
     except (CheckpointError, ValueError, FileNotFoundError, KeyError, RuntimeError) as e:

@@ -55,3 +55,13 @@ def test_train_then_eval(tmp_path):
     assert json.loads((out / "config.json").read_text())["training"]["step"] == 6
     res = run("train", "--data", tmp_path / "missing.txt", "--out", tmp_path / "x")
     assert res.returncode == 2 and "no such file" in res.stderr
+
+
+def test_resume_refuses_a_changed_recipe(tmp_path):
+    data = tmp_path / "train.txt"
+    data.write_text(story_text(6000))
+    out = tmp_path / "run"
+    assert run("train", "--data", data, "--preset", "test", "--max-iters", "2", "--batch-size", "2",
+               "--eval-windows", "2", "--eval-timesteps", "1", "--out", out, "--no-progress").returncode == 0
+    res = run("train", "--resume", out, "--lr", "0.1", "--max-iters", "4")
+    assert res.returncode == 2 and "cannot change: --lr" in res.stderr

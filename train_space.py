@@ -16,11 +16,9 @@ import os
 import sys
 from pathlib import Path
 
-from microdllm.card import write_model_card
-from microdllm.checkpoint import load_checkpoint, push_to_hub
-from microdllm.data import fixed_windows, stream_stories, write_stories
-from microdllm.evaluate import evaluate
-from microdllm.sampling import DEFAULT, generate
+from microdllm.card import describe_checkpoint
+from microdllm.checkpoint import push_to_hub
+from microdllm.data import stream_stories, write_stories
 from microdllm.train import TrainConfig, pick_device, train
 
 # The recipes, chosen by measurement (docs/experiments.md).
@@ -30,8 +28,6 @@ RECIPES = {
     "micro": TrainConfig(preset="micro", optimizer="muon", muon_lr=0.02, lr=2e-3, batch_size=64, max_iters=5000,
                          warmup_iters=200, eval_interval=250, save_interval=500),
 }
-SAMPLE_PROMPTS = ["Once upon a time, there was a little girl named Lily.", "One day, a boy named Tom went to the park.",
-                  "The sun was shining and the birds were singing."]
 
 
 def prepare_data(args) -> tuple[list[str], str | None]:
@@ -47,6 +43,13 @@ def prepare_data(args) -> tuple[list[str], str | None]:
     return [str(train_path)], str(val_path)
 
 
+def _write_val(trainer, out) -> str:
+    """The held-out 10% as a file, when no validation file was given."""
+    path = Path(out) / "validation.txt"
+    path.write_text(trainer.tokenizer.decode(trainer.data.val.tolist()), encoding="utf-8")
+    return str(path)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--recipe", choices=list(RECIPES), default="tiny")
@@ -58,6 +61,7 @@ def main(argv=None) -> int:
     p.add_argument("--max-iters", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--seed", type=int, default=1337)
+    p.add_argument("--eval-windows", type=int, default=256, help="validation windows for the final evaluation")
     p.add_argument("--resume", action="store_true", help="continue from the training state in --out")
     p.add_argument("--push-to-hub", metavar="REPO_ID")
     p.add_argument("--private", action="store_true")
@@ -74,15 +78,11 @@ def main(argv=None) -> int:
     if int(os.environ.get("RANK", "0")) != 0:
         return 0
 
-    ck = load_checkpoint(args.out)
-    metrics = evaluate(ck.model, fixed_windows(trainer.data.val, 128, ck.model_config.block_size, seed=0),
-                       ck.schedule, ck.tokenizer.mask_id, timesteps_per_window=16)
-    samples = [{"settings": f"prompt={prompt!r}, {DEFAULT.strategy}, {DEFAULT.steps} steps, temperature {DEFAULT.temperature}",
-                "text": generate(ck.model, ck.tokenizer, prompt + " ", schedule=ck.schedule, seed=i).text}
-               for i, prompt in enumerate(SAMPLE_PROMPTS)]
-    write_model_card(args.out, title=f"micro-dLLM {args.recipe}", hardware=str(device), samples=samples,
-                     evaluation={k: v for k, v in metrics.items() if isinstance(v, float)})
-    print(f"validation NELBO {metrics.get('nelbo_bpc', metrics.get('bpc')):.4f} bits/char (upper bound)")
+    val_file = val or _write_val(trainer, args.out)
+    metrics = describe_checkpoint(args.out, val_file, title=f"micro-dLLM {args.recipe}", hardware=str(device),
+                                  windows=args.eval_windows)
+    key = "bpc" if "bpc" in metrics else "nelbo_bpc"
+    print(f"validation {key} {metrics[key]:.4f} bits/char" + ("" if key == "bpc" else " (upper bound)"))
     if args.push_to_hub:
         url = push_to_hub(args.out, args.push_to_hub, token=os.environ.get("HF_TOKEN"), private=args.private)
         print(f"pushed to {url}\nrun the app on it: MICRODLLM_CHECKPOINT={args.push_to_hub} python app.py")

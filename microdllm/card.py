@@ -88,3 +88,36 @@ def write_model_card(directory, *, title: str, hardware: str = "", samples: list
     path = directory / "README.md"
     atomic_write_bytes(path, "\n".join(lines).encode())
     return path
+
+
+SAMPLE_PROMPTS = ["Once upon a time, there was a little girl named Lily.", "One day, a boy named Tom went to the park.",
+                  "The sun was shining and the birds were singing."]
+
+
+def describe_checkpoint(directory, val_file, *, title: str, hardware: str = "", windows: int = 256,
+                        timesteps: int = 16, notes: str = "") -> dict:
+    """Evaluate a checkpoint on a validation file, draw three uncurated samples at the default
+    sampler settings, and write its model card. Returns the evaluation metrics."""
+    import torch
+
+    from .checkpoint import load_checkpoint
+    from .data import fixed_windows, read_text_files
+    from .evaluate import evaluate
+    from .sampling import DEFAULT, generate
+
+    ck = load_checkpoint(directory)
+    ids = torch.tensor(ck.tokenizer.encode(ck.tokenizer.clean(read_text_files([val_file]))))
+    metrics = evaluate(ck.model, fixed_windows(ids, windows, ck.model_config.block_size, seed=0), ck.schedule,
+                       ck.tokenizer.mask_id, timesteps_per_window=timesteps)
+    samples = []
+    if not ck.model_config.causal:
+        for seed, prompt in enumerate(SAMPLE_PROMPTS):
+            cfg = DEFAULT.replace(seed=seed)
+            prompt = ck.tokenizer.clean(prompt + " ")  # a model trained on other text may lack some characters
+            text = generate(ck.model, ck.tokenizer, prompt, cfg, schedule=ck.schedule).text
+            samples.append({"settings": f"prompt {prompt!r}, {cfg.strategy}, remask ratio {cfg.remask_ratio}, "
+                                        f"{cfg.steps} steps, temperature {cfg.temperature}, seed {seed}",
+                            "text": text})
+    write_model_card(directory, title=title, hardware=hardware, samples=samples, notes=notes,
+                     evaluation={k: v for k, v in metrics.items() if isinstance(v, float)})
+    return metrics

@@ -257,6 +257,24 @@ def cmd_sample_eval(args):
         print("---\n" + sample)
 
 
+def _add_card(sub):
+    p = sub.add_parser("model-card", help="evaluate a checkpoint, draw samples, and write its README.md model card")
+    p.add_argument("--checkpoint", required=True, help="checkpoint directory")
+    p.add_argument("--data", required=True, help="validation text file")
+    p.add_argument("--title", default="micro-dLLM")
+    p.add_argument("--hardware", default="")
+    p.add_argument("--notes", default="")
+    p.set_defaults(func=cmd_card)
+
+
+def cmd_card(args):
+    from .card import describe_checkpoint
+
+    m = describe_checkpoint(args.checkpoint, args.data, title=args.title, hardware=args.hardware, notes=args.notes)
+    key = "bpc" if "bpc" in m else "nelbo_bpc"
+    print(f"wrote {Path(args.checkpoint) / 'README.md'} ({key} {m[key]:.4f})")
+
+
 def _add_import(sub):
     p = sub.add_parser("import-original", help="convert an original micro-dllm model.pt to a safetensors checkpoint")
     p.add_argument("--checkpoint", required=True, help="the original torch.save file (read weights-only)")
@@ -276,7 +294,7 @@ def cmd_import(args):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m microdllm", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_train, _add_eval, _add_prepare, _add_generate, _add_sample_eval, _add_import):
+    for add in (_add_train, _add_eval, _add_prepare, _add_generate, _add_sample_eval, _add_card, _add_import):
         add(sub)
     return parser
 

@@ -1,0 +1,19 @@
+"""train_space.py: data, training, evaluation, model card and Hub push in one command."""
+import train_space
+from helpers import story_text
+
+
+def test_one_command_trains_evaluates_writes_a_card_and_pushes(tmp_path, monkeypatch):
+    train_file, val_file = tmp_path / "train.txt", tmp_path / "valid.txt"
+    train_file.write_text(story_text(5000))
+    val_file.write_text(story_text(2000))
+    pushed = {}
+    monkeypatch.setattr(train_space, "push_to_hub", lambda d, repo, **kw: pushed.setdefault(repo, d) and f"https://hf.co/{repo}")
+    out = tmp_path / "run"
+    code = train_space.main(["--recipe", "tiny", "--train-file", str(train_file), "--val-file", str(val_file),
+                             "--out", str(out), "--max-iters", "2", "--batch-size", "2", "--eval-windows", "2",
+                             "--push-to-hub", "me/tiny"])
+    assert code == 0 and pushed == {"me/tiny": str(out)}
+    card = (out / "README.md").read_text()
+    assert card.startswith("---\n") and "nelbo_bpc" in card and "Uncurated samples" in card
+    assert card.count("```text") == 3 and "loss_curve.png" in card and (out / "loss_curve.png").exists()

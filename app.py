@@ -5,6 +5,7 @@
 
 Environment
     MICRODLLM_CHECKPOINT   checkpoint: a local directory or a Hub repo id (default: the bundled model)
+    MICRODLLM_AR_CHECKPOINT  the autoregressive baseline for the Compare tab (default: the bundled one)
     MICRODLLM_HUB_TIMEOUT  seconds to wait for the Hub before falling back to the bundled model (5)
     MICRODLLM_THREADS      torch threads per process (default: cores / concurrent generations, 1 to 4)
     GRADIO_SERVER_NAME / GRADIO_SERVER_PORT   where to serve (127.0.0.1:7860)
@@ -32,7 +33,7 @@ import torch
 from microdllm import app_logic as ui
 from microdllm.checkpoint import Checkpoint, load_checkpoint
 from microdllm.diffusion import SCHEDULES
-from microdllm.sampling import DEFAULT, MAX_STEPS, STRATEGIES, SamplingError, denoise
+from microdllm.sampling import DEFAULT, MAX_STEPS, STRATEGIES, SamplingError, denoise, left_to_right
 
 log = logging.getLogger("microdllm.app")
 
@@ -40,6 +41,8 @@ CONCURRENCY = 2          # generations at once: a free Space has 2 vCPUs
 HUB_TIMEOUT = float(os.environ.get("MICRODLLM_HUB_TIMEOUT", "5"))
 MAX_TRACE = MAX_STEPS + 2
 EXPORT_FRAMES = 80       # at most this many frames in an exported GIF / MP4
+AR_SOURCE = os.environ.get("MICRODLLM_AR_CHECKPOINT",
+                           str(Path(__file__).resolve().parent / "checkpoints" / "tinystories-tiny-ar"))
 
 EXAMPLES = [
     ["Once upon a time, there was a little girl named Lily.", "continue"],
@@ -238,6 +241,42 @@ def forward_process(sentence, t, schedule, seed=0, model_key=""):
         return gr.skip(), gr.skip(), gr.skip()
 
 
+def compare(prompt, gen_len=DEFAULT.gen_len, temperature=DEFAULT.temperature, seed=DEFAULT.seed,
+            delay_ms=0, model_key=""):
+    """Compare tab: the diffusion model and the autoregressive baseline write the same prompt, raced
+    as if both ran at once; yields (diffusion HTML, its status, autoregressive HTML, its status)."""
+    keep = gr.skip()
+    try:
+        _, ck, _ = STORE.load(model_key)
+        _, ar, notice = STORE.load(AR_SOURCE)
+        if notice or not ar.model.config.causal:
+            warn(f"No autoregressive baseline at {AR_SOURCE}: set MICRODLLM_AR_CHECKPOINT to a causal checkpoint.")
+            return
+        cfg = ui.sampler_config(gen_len=gen_len, temperature=temperature, seed=seed)
+        room = min(ck.model.config.block_size, ar.model.config.block_size)
+        prep = ui.prepare_prompt(ck.tokenizer, ar.tokenizer.clean(prompt or ""), False, True, room, cfg.gen_len)
+        for level, message in prep.messages:
+            (warn if level == "warning" else info)(message)
+        if prep.error:
+            warn(prep.error)
+            return
+        cfg = cfg.replace(gen_len=prep.gen_len)
+        delay = min(max(float(delay_ms or 0), 0.0), 2000.0) / 1000
+        streams = (denoise(ck.model, ck.tokenizer, prep.text, cfg, schedule=ck.schedule),
+                   left_to_right(ar.model, ar.tokenizer, prep.text, cfg))
+        for a, b in ui.race(*streams):
+            yield (ui.render_state(a, legend=False), ui.compare_status("Diffusion: all at once", a),
+                   ui.render_state(b, legend=False), ui.compare_status("Autoregressive: left to right", b))
+            if delay:
+                time.sleep(delay)
+    except SamplingError as e:
+        warn(str(e))
+    except Exception as e:  # noqa: BLE001 - the app must keep serving
+        log.exception("compare failed")
+        warn(f"Compare failed: {_one_line(e)}")
+        yield keep, keep, keep, keep
+
+
 def _notice_md(notice: str | None):
     return gr.Markdown(f"⚠️ **{html.escape(notice, quote=False)}**" if notice else "", visible=bool(notice))
 
@@ -356,6 +395,27 @@ def build_demo(checkpoint_source: str | None = None) -> gr.Blocks:
                     with gr.Column(scale=2):
                         fwd_svg = gr.HTML(fwd_curve)
 
+            with gr.Tab("Compare", id="compare"):
+                gr.Markdown("The same prompt, written by the diffusion model (all positions at once, a few "
+                            "dozen steps) and by the autoregressive baseline (the same network with causal "
+                            "attention, one character per model evaluation), raced as if both ran at once.")
+                with gr.Row():
+                    cmp_prompt = gr.Textbox(first_prompt, label="Prompt", scale=4, elem_id="mdl-cmp-prompt")
+                    cmp_btn = gr.Button("Write both", variant="primary", scale=1, elem_id="mdl-cmp-go")
+                with gr.Row():
+                    cmp_len = gr.Slider(1, room, value=min(DEFAULT.gen_len or room, room), step=1, precision=0,
+                                        label="Characters to generate")
+                    cmp_temp = gr.Slider(0, 2, value=DEFAULT.temperature, step=0.05, label="Temperature")
+                    cmp_seed = gr.Number(DEFAULT.seed, precision=0, label="Seed")
+                    cmp_delay = gr.Slider(0, 200, value=10, step=5, precision=0, label="Slow motion (ms per step)")
+                with gr.Row():
+                    with gr.Column():
+                        cmp_diff_status = gr.Markdown("**Diffusion: all at once**")
+                        cmp_diff = gr.HTML(ui.render_text(first_prompt, legend=False))
+                    with gr.Column():
+                        cmp_ar_status = gr.Markdown("**Autoregressive: left to right**")
+                        cmp_ar = gr.HTML(ui.render_text(first_prompt, legend=False))
+
             with gr.Tab("Model", id="model"):
                 card = gr.Markdown(ui.model_card(ck), elem_id="mdl-card")
                 with gr.Row():
@@ -371,6 +431,10 @@ def build_demo(checkpoint_source: str | None = None) -> gr.Blocks:
                           show_progress="hidden", concurrency_id="model")
         stop_btn.click(lambda: "Stopped.", outputs=status, cancels=[gen_event], concurrency_limit=None,
                        api_visibility="private")
+        gr.on([cmp_btn.click, cmp_prompt.submit], compare,
+              inputs=[cmp_prompt, cmp_len, cmp_temp, cmp_seed, cmp_delay, model_key],
+              outputs=[cmp_diff, cmp_diff_status, cmp_ar, cmp_ar_status], api_name="compare",
+              show_progress="hidden", concurrency_id="model")
         export_btn.click(export_trace, inputs=trace, outputs=[gif_file, mp4_file], api_name="export",
                          concurrency_id="model")
         gr.on([fwd_sentence.submit, fwd_t.change, fwd_schedule.change, fwd_seed.change], forward_process,

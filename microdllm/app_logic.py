@@ -7,12 +7,14 @@
   sampler_config    slider values (possibly None or strings from the API) -> SamplerConfig
   forward_view      the forward (noising) process on a sentence at time t, and the schedule curve
   model_card        what a loaded checkpoint is, as Markdown
+  race              advance two state streams as if they ran in parallel (the Compare tab)
 
 Colours are Okabe-Ito (distinguishable with colour-blind vision): prompt blue #0072B2,
 revealed this step orange #E69F00, re-masked vermillion #D55E00, still masked grey.
 """
 from __future__ import annotations
 
+import dataclasses
 import html
 import math
 from dataclasses import dataclass, field
@@ -365,3 +367,31 @@ def model_card(ck) -> str:
     except (TypeError, ValueError, AttributeError):
         pass  # metadata from an unknown source: show what we could read
     return "| Loaded model | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# Compare: two streams side by side
+
+def race(*streams):
+    """Advance several state streams as if they ran in parallel at the same speed.
+
+    Each round steps the unfinished stream that has used the least compute so far (state.elapsed),
+    then yields the latest state of every stream; ends when all are done.
+    """
+    iters = [iter(s) for s in streams]
+    latest = [next(it) for it in iters]
+    yield tuple(latest)
+    while not all(s.done for s in latest):
+        i = min((k for k, s in enumerate(latest) if not s.done), key=lambda k: latest[k].elapsed)
+        state = next(iters[i], None)
+        if state is None:  # a stream ended without a done state: treat its last one as final
+            state = dataclasses.replace(latest[i], done=True)
+        latest[i] = state
+        yield tuple(latest)
+
+
+def compare_status(label: str, state: DenoiseState) -> str:
+    written = sum(1 for f, m in zip(state.fixed, state.masked) if not f and not m)
+    done = "**done** · " if state.done else ""
+    return (f"**{label}** · {done}{written} of {state.generated} characters · {state.nfe} model evaluations · "
+            f"{state.elapsed:.2f} s")

@@ -300,6 +300,55 @@ def _steps(model, tokenizer: CharTokenizer, prompt: str, cfg: SamplerConfig, inf
         yield state(prev, 0.0, done=True)
 
 
+def left_to_right(model, tokenizer: CharTokenizer, prompt: str = "", config: SamplerConfig | None = None,
+                  **overrides) -> Iterator[DenoiseState]:
+    """The autoregressive baseline as the same stream: one character per step, left to right.
+
+    For a causal model (`model.config.causal`): every step runs the model on the text so far and
+    samples the next character (temperature, top-k, top-p, seed as for `denoise`); positions not
+    yet written are shown as masks, so every view renders both kinds of model alike.
+    """
+    start, paused = time.perf_counter(), 0.0
+    for state in _left_to_right(model, tokenizer, prompt, (config or DEFAULT).replace(**overrides)):
+        state = dataclasses.replace(state, elapsed=time.perf_counter() - start - paused)
+        handed_over = time.perf_counter()
+        yield state
+        paused += time.perf_counter() - handed_over
+
+
+@torch.inference_mode()
+def _left_to_right(model, tokenizer, prompt, cfg) -> Iterator[DenoiseState]:
+    if not model.config.causal:
+        raise SamplingError("left-to-right generation needs a causal (autoregressive) model")
+    ids = tokenizer.encode(prompt)
+    n_gen = validate(cfg.replace(strategy="low_confidence"), len(ids), model.config.block_size)
+    device = next(model.parameters()).device
+    mask_id, n = tokenizer.mask_id, len(ids)
+    x = torch.tensor(ids + [mask_id] * n_gen)
+    fixed = tuple([True] * n + [False] * n_gen)
+    conf = torch.full(x.shape, float("nan"))
+    g = torch.Generator().manual_seed(cfg.seed)
+    greedy = cfg.replace(strategy="low_confidence")
+    # A story starts after a blank line in the training text: the hidden context of an empty prompt.
+    start = torch.tensor(tokenizer.encode(tokenizer.clean("\n\n")) or [mask_id])
+
+    def state(step, revealed_at=None):
+        masked = x == mask_id
+        revealed = tuple(i == revealed_at for i in range(len(x)))
+        return DenoiseState(step, n_gen, 1 - step / n_gen, tuple(x.tolist()), tokenizer.decode(x.tolist()),
+                            tuple(masked.tolist()), revealed, (False,) * len(x), tuple(conf.tolist()), fixed,
+                            step, 0.0, step == n_gen)
+
+    yield state(0)
+    for step in range(1, n_gen + 1):
+        i = n + step - 1                                   # the position written this step
+        context = torch.cat([start, x[:i]])[-model.config.block_size:]
+        logits = model(context[None].to(device))[0, -1:].float().cpu()
+        token, p_tok, _ = propose(logits, greedy, g, mask_id)
+        x[i], conf[i] = token[0], p_tok[0]
+        yield state(step, revealed_at=i)
+
+
 def generate(model, tokenizer, prompt: str = "", config: SamplerConfig | None = None, **kw) -> DenoiseState:
     """Run the generator to the end and return the final state."""
     last = None

@@ -248,3 +248,41 @@ def test_export_with_the_real_renderer(trace):
     gif, mp4 = app.export_trace(trace[-3:])
     assert Path(gif["value"]).read_bytes()[:3] == b"GIF"
     assert mp4["value"] is None or Path(mp4["value"]).stat().st_size > 0
+
+
+@pytest.fixture(scope="module")
+def ar_checkpoint(tmp_path_factory):
+    """A small (untrained) causal checkpoint with the bundled model's vocabulary."""
+    from microdllm.checkpoint import load_checkpoint, save_checkpoint
+    from microdllm.config import get_preset
+    from microdllm.model import Transformer
+
+    tok = load_checkpoint().tokenizer
+    torch.manual_seed(0)
+    model = Transformer(get_preset("test", vocab_size=tok.vocab_size, causal=True, block_size=256))
+    return save_checkpoint(tmp_path_factory.mktemp("ar") / "ar", model, tok)
+
+
+def test_race_advances_the_stream_that_used_less_time():
+    def stream(name, times):
+        for k, t in enumerate(times):
+            yield types.SimpleNamespace(name=name, step=k, elapsed=t, done=k == len(times) - 1)
+
+    rounds = list(ui.race(stream("fast", [0, 1, 2]), stream("slow", [0, 5, 6, 7])))
+    assert [(a.step, b.step) for a, b in rounds] == [(0, 0), (1, 0), (1, 1), (2, 1), (2, 2), (2, 3)]
+    assert rounds[-1][0].done and rounds[-1][1].done
+
+
+def test_compare_writes_both_to_the_end(notes, ar_checkpoint, monkeypatch):
+    monkeypatch.setattr(app, "AR_SOURCE", str(ar_checkpoint))
+    frames = list(app.compare(PROMPT, gen_len=20, seed=1))
+    assert len(frames) > 20 and not notes["warning"]
+    diff_html, diff_status, ar_html, ar_status = frames[-1]
+    assert "**done**" in diff_status and "**done**" in ar_status and "20 model evaluations" in ar_status
+    assert "mdl-mask" not in diff_html and "mdl-mask" not in ar_html
+
+
+def test_compare_without_a_baseline_warns(notes, monkeypatch, tmp_path):
+    monkeypatch.setattr(app, "AR_SOURCE", str(tmp_path / "none"))
+    assert list(app.compare(PROMPT, gen_len=10)) == []
+    assert "No autoregressive baseline" in notes["warning"][-1]

@@ -171,3 +171,27 @@ def test_import_original_format_round_trip(tmp_path):
     (tmp_path / "other.txt").write_text("xyz")
     with pytest.raises(Exception, match="vocabulary"):
         import_original(tmp_path / "model.pt", tmp_path / "other.txt", tmp_path / "out2")
+
+
+def test_left_to_right_baseline_is_the_same_stream():
+    from microdllm.sampling import left_to_right
+
+    model, tok = tiny_model(causal=True)
+    counting = Counting(model)
+    states = list(left_to_right(counting, tok, "Once", gen_len=12, temperature=0.8, seed=3))
+    check_invariants(states, tok, dict(enumerate(tok.encode("Once"))))
+    assert len(states) == 13 and states[-1].nfe == counting.calls == 12
+    for k, s in enumerate(states[1:], start=1):  # exactly one character per step, in order
+        assert [i for i, r in enumerate(s.revealed) if r] == [4 + k - 1]
+    assert [s.tokens for s in left_to_right(model, tok, "Once", gen_len=12, temperature=0.8, seed=3)] == \
+        [s.tokens for s in states]
+    assert generate_lr_empty(model, tok).num_masked == 0
+    with pytest.raises(ValueError, match="causal"):
+        next(left_to_right(tiny_model()[0], tok, "Once"))
+
+
+def generate_lr_empty(model, tok):
+    from microdllm.sampling import left_to_right
+
+    *_, last = left_to_right(model, tok, "", gen_len=5)
+    return last

@@ -51,3 +51,14 @@ def test_token_data_split_and_validation_file():
     assert len(d.train) + len(d.val) == len(text)
     d2 = build_token_data(text, "abc xyz " * 10, block_size=16)
     assert d2.dropped_val_chars == 30  # x, y, z are not in the training vocabulary
+
+
+def test_training_reads_a_datasets_source(jsonl, tmp_path):
+    from microdllm.train import TrainConfig, train
+
+    cfg = TrainConfig(out=str(tmp_path / "run"), dataset=str(jsonl), dataset_stories=51, preset="test",
+                      block_size=16, batch_size=2, max_iters=2, eval_interval=2, save_interval=2,
+                      eval_windows=2, eval_timesteps=1, progress=False)
+    trainer = train(cfg)
+    chars = trainer.tokenizer.chars  # the vocabulary comes from the cleaned stories
+    assert trainer.step == 2 and "'" in chars and "\u2019" not in chars and "\u00e2" not in chars

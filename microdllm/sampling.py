@@ -216,9 +216,14 @@ def denoise(model, tokenizer: CharTokenizer, prompt: str = "", config: SamplerCo
     Stop iterating at any time to cancel. `elapsed` counts the sampler's own time only, not the
     time the caller spends with each state (rendering, streaming).
     """
+    return _timed(_steps(model, tokenizer, prompt, (config or DEFAULT).replace(**overrides), infill,
+                         schedule or CosineSchedule()))
+
+
+def _timed(states: Iterator[DenoiseState]) -> Iterator[DenoiseState]:
+    """Stamp each state with the generator's own working time (not the time the consumer holds it)."""
     start, paused = time.perf_counter(), 0.0
-    for state in _steps(model, tokenizer, prompt, (config or DEFAULT).replace(**overrides), infill,
-                        schedule or CosineSchedule()):
+    for state in states:
         state = dataclasses.replace(state, elapsed=time.perf_counter() - start - paused)
         handed_over = time.perf_counter()
         yield state
@@ -308,12 +313,7 @@ def left_to_right(model, tokenizer: CharTokenizer, prompt: str = "", config: Sam
     samples the next character (temperature, top-k, top-p, seed as for `denoise`); positions not
     yet written are shown as masks, so every view renders both kinds of model alike.
     """
-    start, paused = time.perf_counter(), 0.0
-    for state in _left_to_right(model, tokenizer, prompt, (config or DEFAULT).replace(**overrides)):
-        state = dataclasses.replace(state, elapsed=time.perf_counter() - start - paused)
-        handed_over = time.perf_counter()
-        yield state
-        paused += time.perf_counter() - handed_over
+    return _timed(_left_to_right(model, tokenizer, prompt, (config or DEFAULT).replace(**overrides)))
 
 
 @torch.inference_mode()

@@ -88,15 +88,20 @@ def start_server(tmp_path_factory):
         server.stop()
 
 
-@pytest.fixture(scope="session")
-def hub_cache(tmp_path_factory) -> Path:
-    """A Hugging Face Hub cache holding CACHED_REPO (a copy of the bundled checkpoint), for HF_HUB_OFFLINE=1."""
-    cache = tmp_path_factory.mktemp("hf-cache")
-    repo = cache / f"models--{CACHED_REPO.replace('/', '--')}"
+def make_hub_cache(cache: Path, repo_id: str, source: Path) -> Path:
+    """The standard huggingface_hub cache layout holding `repo_id` (a copy of the checkpoint in `source`),
+    as snapshot_download leaves it: what HF_HUB_OFFLINE=1 loads from."""
+    repo = cache / f"models--{repo_id.replace('/', '--')}"
     snapshot = repo / "snapshots" / COMMIT
     snapshot.mkdir(parents=True)
     for name in ("config.json", "model.safetensors"):
-        shutil.copyfile(BUNDLED / name, snapshot / name)
+        shutil.copyfile(source / name, snapshot / name)
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text(COMMIT)
     return cache
+
+
+@pytest.fixture(scope="session")
+def hub_cache(tmp_path_factory) -> Path:
+    """A Hugging Face Hub cache holding CACHED_REPO (a copy of the bundled checkpoint), for HF_HUB_OFFLINE=1."""
+    return make_hub_cache(tmp_path_factory.mktemp("hf-cache"), CACHED_REPO, BUNDLED)

@@ -1,13 +1,13 @@
 """Checkpoints: safetensors round trip, clear errors on damage, Hub repo ids through an offline cache."""
 import json
 import os
-import shutil
 import subprocess
 import sys
 
 import pytest
 import torch
 
+from conftest import make_hub_cache
 from helpers import ROOT, tiny_model
 from microdllm import checkpoint as ckpt
 from microdllm.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
@@ -59,19 +59,6 @@ def test_vocab_and_shape_mismatch(saved):
     (path / "config.json").write_text(json.dumps(bad))
     with pytest.raises(CheckpointError, match="has shape"):
         load_checkpoint(path)
-
-
-def make_hub_cache(cache, repo_id, source):
-    """The standard huggingface_hub cache layout, as snapshot_download leaves it."""
-    commit = "0123456789abcdef0123456789abcdef01234567"
-    repo = cache / f"models--{repo_id.replace('/', '--')}"
-    snap = repo / "snapshots" / commit
-    snap.mkdir(parents=True)
-    for name in ("config.json", "model.safetensors"):
-        shutil.copy(source / name, snap / name)
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text(commit)
-    return cache
 
 
 def load_in_subprocess(source, cache):

@@ -22,6 +22,8 @@ from .tokenizer import CharTokenizer
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
+STATE_TENSORS = "training_state.safetensors"   # optimiser moments, RNG state
+STATE_JSON = "training_state.json"             # step, history, recipe, optimiser hyper-parameters
 FORMAT = "microdllm"
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "checkpoints" / "tinystories-tiny"
 
@@ -210,3 +212,57 @@ def push_to_hub(directory, repo_id: str, token: str | None = None, private: bool
                       allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, "README.md", "*.png", "*.json"],
                       ignore_patterns=["training_state*", ".*"])
     return str(url)
+
+
+# ---- resumable training state: safetensors + JSON, so resuming never unpickles anything ----------
+
+def save_training_state(directory, optimizers: list[torch.optim.Optimizer], rng: torch.Tensor, info: dict) -> None:
+    """Optimiser states as tensors `opt{i}.{param}.{name}` + their param groups and `info` as JSON."""
+    directory = Path(directory)
+    tensors, groups, scalars = {"rng.torch": rng.clone()}, [], {}
+    for i, opt in enumerate(optimizers):
+        sd = opt.state_dict()
+        groups.append(sd["param_groups"])
+        for pid, state in sd["state"].items():
+            for name, value in state.items():
+                if isinstance(value, torch.Tensor):
+                    tensors[f"opt{i}.{pid}.{name}"] = value.detach().to("cpu").contiguous()
+                else:
+                    scalars[f"opt{i}.{pid}.{name}"] = value
+    meta = {**info, "optimizer_param_groups": groups, "optimizer_scalars": scalars}
+    atomic_save(lambda p: save_file(tensors, p), directory / STATE_TENSORS)
+    atomic_write_bytes(directory / STATE_JSON, json.dumps(meta).encode())
+
+
+def read_training_info(directory) -> dict:
+    path = Path(directory) / STATE_JSON
+    if not path.is_file():
+        raise CheckpointError(f"{path}: missing; nothing to resume in {directory}")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{path}: not valid JSON ({e})") from e
+
+
+def load_training_state(directory, optimizers: list[torch.optim.Optimizer]) -> tuple[dict, torch.Tensor]:
+    """Restore the optimisers in place; return (info, torch RNG state)."""
+    directory = Path(directory)
+    info = read_training_info(directory)
+    tensors = load_weights(directory / STATE_TENSORS)
+    rng = tensors.pop("rng.torch")
+    groups = info.pop("optimizer_param_groups")
+    scalars = info.pop("optimizer_scalars")
+    if len(groups) != len(optimizers):
+        raise CheckpointError(f"{directory / STATE_JSON}: saved with {len(groups)} optimiser(s), "
+                              f"the recipe builds {len(optimizers)}")
+    for i, opt in enumerate(optimizers):
+        state: dict[int, dict] = {}
+        for key, value in [*tensors.items(), *scalars.items()]:
+            owner, pid, name = key.split(".", 2)
+            if owner == f"opt{i}":
+                state.setdefault(int(pid), {})[name] = value
+        try:
+            opt.load_state_dict({"state": state, "param_groups": groups[i]})
+        except (ValueError, KeyError) as e:
+            raise CheckpointError(f"{directory / STATE_TENSORS}: does not fit the optimiser: {e}") from e
+    return info, rng

@@ -50,20 +50,16 @@ RESUMABLE = {"out", "max_iters", "eval_interval", "save_interval", "progress", "
 
 
 def cmd_train(args):
-    from .train import STATE_NAME, TrainConfig, train
+    from .checkpoint import read_training_info
+    from .train import TrainConfig, train
 
     given = {k: v for k, v in vars(args).items() if k not in ("func", "command", "resume")}
     if getattr(args, "resume", None):
-        import torch
-
-        state_path = Path(args.resume) / STATE_NAME
-        if not state_path.is_file():
-            raise CheckpointError(f"{state_path}: missing; nothing to resume")
         changed = sorted(set(given) - RESUMABLE)
         if changed:
             raise ValueError(f"--resume continues the saved recipe; these options cannot change: "
                              f"{', '.join('--' + k.replace('_', '-') for k in changed)}")
-        saved = torch.load(state_path, map_location="cpu", weights_only=True)["config"]
+        saved = read_training_info(args.resume)["config"]
         given = {**saved, "out": args.resume, **given}
     cfg = TrainConfig(**given)
     trainer = train(cfg, resume=getattr(args, "resume", None))

@@ -24,7 +24,7 @@ from .evaluate import evaluate
 from .model import Transformer
 from .tokenizer import CharTokenizer
 
-STATE_NAME = "training_state.pt"
+STATE_NAME = ckpt.STATE_JSON
 LOG_NAME = "metrics.jsonl"
 CURVE_NAME = "loss_curve.png"
 
@@ -165,23 +165,20 @@ class Trainer:
 
     # ---- state --------------------------------------------------------------------------
     def _load_state(self, directory: Path):
-        state_path = directory / STATE_NAME
-        if not state_path.is_file():
-            raise TrainingError(f"{state_path}: missing; cannot resume from {directory}")
         weights = ckpt.load_weights(directory / ckpt.WEIGHTS_NAME)
         try:
             self.model.load_state_dict(weights)
         except RuntimeError as e:
             raise TrainingError(f"{directory / ckpt.WEIGHTS_NAME}: does not match the model: {e}") from e
-        state = torch.load(state_path, map_location="cpu", weights_only=True)  # tensors and plain types only
-        if len(state["optimizers"]) != len(self.optimizers):
-            raise TrainingError(f"{state_path}: saved with a different optimizer ({state['config']['optimizer']})")
-        for opt, sd in zip(self.optimizers, state["optimizers"]):
-            opt.load_state_dict(sd)
-        self.step = int(state["step"])
-        self.history = json.loads(state["history"])
-        self.elapsed = float(state["elapsed"])
-        torch.set_rng_state(state["torch_rng"])
+        info, rng = ckpt.load_training_state(directory, self.optimizers)
+        weights_step = ckpt.read_config(directory).get("training", {}).get("step")
+        if weights_step != info["step"]:
+            raise TrainingError(f"{directory}: weights are from step {weights_step} but the optimiser state "
+                                f"from step {info['step']} (an interrupted save?); cannot resume exactly")
+        self.step = int(info["step"])
+        self.history = info["history"]
+        self.elapsed = float(info["elapsed"])
+        torch.set_rng_state(rng)
 
     def save(self):
         if self.rank != 0:
@@ -191,12 +188,12 @@ class Trainer:
                     "parameters": self.model.num_params()}
         if self.history and "val" in self.history[-1]:
             training["val"] = self.history[-1]["val"]
-        state = {"step": self.step, "optimizers": [o.state_dict() for o in self.optimizers],
-                 "history": json.dumps(self.history), "elapsed": self.elapsed_now(),
-                 "torch_rng": torch.get_rng_state(), "config": asdict(self.cfg)}
-        # Weights first, then optimiser state, then config: each rename is atomic.
+        # Weights + config first, then the optimiser state: each file is replaced atomically, and
+        # resuming checks that the weights and the state are from the same step.
         ckpt.save_checkpoint(self.out, self.model, self.tokenizer, self.cfg.schedule, training)
-        ckpt.atomic_save(lambda p: torch.save(state, p), self.out / STATE_NAME)
+        ckpt.save_training_state(self.out, self.optimizers, torch.get_rng_state(),
+                                 {"step": self.step, "history": self.history, "elapsed": self.elapsed_now(),
+                                  "config": asdict(self.cfg)})
         self._plot()
 
     # ---- loop --------------------------------------------------------------------------

@@ -100,3 +100,17 @@ def test_two_process_ddp_on_cpu(corpus, tmp_path):
     meta = json.loads((out / "config.json").read_text())["training"]
     assert meta["world_size"] == 2 and meta["step"] == 3
     assert meta["tokens"] == 3 * 4 * 64 * 2
+
+
+def test_resume_refuses_mismatched_or_damaged_state(corpus, tmp_path):
+    out = tmp_path / "run"
+    train(config(corpus, out, max_iters=3))
+    assert not list(out.glob("*.pt"))  # nothing pickled: safetensors + JSON only
+    cfg = json.loads((out / "config.json").read_text())
+    cfg["training"]["step"] = 2
+    (out / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(TrainingError, match="weights are from step 2 but the optimiser state from step 3"):
+        train(config(corpus, out), resume=str(out))
+    (out / "training_state.safetensors").write_bytes(b"\x00" * 10)
+    with pytest.raises(Exception, match="training_state.safetensors.*truncated or corrupt"):
+        train(config(corpus, out), resume=str(out))

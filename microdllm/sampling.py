@@ -50,7 +50,7 @@ class SamplingError(ValueError):
 class SamplerConfig:
     steps: int = 64
     temperature: float = 0.0        # 0 = greedy
-    strategy: str = "low_confidence"
+    strategy: str = "random"
     remask_ratio: float = 0.0
     gen_len: int | None = 200       # None: to the end of the context
     top_k: int = 0                  # 0 = off
@@ -64,7 +64,10 @@ class SamplerConfig:
         return dataclasses.replace(self, **changes)
 
 
-# The app's and the CLI's defaults (chosen by measurement: see docs/experiments.md) and the original.
+# The app's and the CLI's defaults, chosen by measurement (docs/experiments.md): reveal a random
+# subset of the masked positions each step with their greedy prediction, never re-open a revealed
+# character. On the bundled model: 0.95 word share and 0.75 distinct-2 where the original sampler
+# (`classic`) writes 0.45 real words. The original stays reachable as PRESETS["classic"].
 DEFAULT = SamplerConfig()
 PRESETS = {
     "default": DEFAULT,

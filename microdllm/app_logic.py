@@ -360,10 +360,14 @@ def model_card(ck) -> str:
             trained.append(f"on {_md(meta['device'])}")
         if trained:
             rows.append(("Training", ", ".join(trained)))
-        val = meta.get("val") if isinstance(meta.get("val"), dict) else {}
+        final = ck.config.get("evaluation") if isinstance(ck.config.get("evaluation"), dict) else {}
+        val = final or (meta.get("val") if isinstance(meta.get("val"), dict) else {})
+        where = f" on {_md(final['data'])}, {_fmt_int(final.get('characters'))} characters" if final.get("data") else ""
         if val.get("nelbo_bpc") is not None:
             rows.append(("Validation", f"≤ {float(val['nelbo_bpc']):.3f} bits per character "
-                                       f"(NELBO, an upper bound)"))
+                                       f"(NELBO, an upper bound){where}"))
+        elif val.get("bpc") is not None:
+            rows.append(("Validation", f"{float(val['bpc']):.3f} bits per character (exact){where}"))
     except (TypeError, ValueError, AttributeError):
         pass  # metadata from an unknown source: show what we could read
     return "| Loaded model | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)

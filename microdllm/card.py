@@ -1,6 +1,7 @@
 """Hugging Face model cards (README.md with YAML metadata) for checkpoint directories."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from .checkpoint import atomic_write_bytes, read_config
@@ -118,6 +119,11 @@ def describe_checkpoint(directory, val_file, *, title: str, hardware: str = "", 
             samples.append({"settings": f"prompt {prompt!r}, {cfg.strategy}, remask ratio {cfg.remask_ratio}, "
                                         f"{cfg.steps} steps, temperature {cfg.temperature}, seed {seed}",
                             "text": text})
+    evaluation = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+    evaluation["data"] = Path(val_file).name
+    config = read_config(directory)
+    config["evaluation"] = evaluation  # the app's Model panel shows it
+    atomic_write_bytes(Path(directory) / "config.json", (json.dumps(config, indent=2) + "\n").encode())
     write_model_card(directory, title=title, hardware=hardware, samples=samples, notes=notes,
                      evaluation={k: v for k, v in metrics.items() if isinstance(v, float)})
     return metrics

@@ -29,7 +29,7 @@ def write_model_card(directory, *, title: str, hardware: str = "", samples: list
         "tags: [diffusion, masked-diffusion, character-level, tinystories, micro-dllm]",
         "datasets: [roneneldan/TinyStories]",
         "model-index:",
-        f"- name: {title}",
+        f"- name: {json.dumps(title)}",
         "  results:",
         "  - task: {type: text-generation}",
         "    dataset: {name: TinyStories (validation sample), type: roneneldan/TinyStories}",
@@ -39,9 +39,9 @@ def write_model_card(directory, *, title: str, hardware: str = "", samples: list
         "",
         f"# {title}",
         "",
-        "A character-level **masked-diffusion language model** (MDLM / LLaDA recipe, shrunk) from "
-        "[micro-dLLM](https://github.com/). It writes by starting from a fully masked block and "
-        "un-masking characters over a few dozen denoising steps.",
+        "A character-level **masked-diffusion language model** (MDLM / LLaDA recipe, shrunk), trained "
+        "with micro-dLLM. It writes by starting from a fully masked block and un-masking characters "
+        "over a few dozen denoising steps.",
         "",
         "## Model",
         "",

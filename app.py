@@ -41,6 +41,10 @@ CONCURRENCY = 2          # generations at once: a free Space has 2 vCPUs
 HUB_TIMEOUT = float(os.environ.get("MICRODLLM_HUB_TIMEOUT", "5"))
 MAX_TRACE = MAX_STEPS + 2
 EXPORT_FRAMES = 80       # at most this many frames in an exported GIF / MP4
+FIGURE = Path(__file__).resolve().parent / "docs" / "diffusion_vs_ar.png"
+FIGURE_CAPTION = ("**Diffusion vs autoregressive, same network, data and budget.** Validation bits per character "
+                  "against characters seen: the diffusion model's NELBO (an upper bound) and the autoregressive "
+                  "baseline's exact figure. See docs/experiments.md.")
 AR_SOURCE = os.environ.get("MICRODLLM_AR_CHECKPOINT",
                            str(Path(__file__).resolve().parent / "checkpoints" / "tinystories-tiny-ar"))
 
@@ -422,6 +426,10 @@ def build_demo(checkpoint_source: str | None = None) -> gr.Blocks:
                     source = gr.Textbox(label="Load another checkpoint", scale=4,
                                         placeholder="Hub repo id (owner/name) or a local directory; empty = bundled")
                     load_btn = gr.Button("Load", scale=1)
+                if FIGURE.is_file():
+                    gr.Image(str(FIGURE), label="Diffusion vs autoregressive", show_label=True, interactive=False,
+                             buttons=["download"])
+                    gr.Markdown(FIGURE_CAPTION)
 
         # Events
         gen_inputs = [prompt, mode, gen_len, steps, temperature, strategy, remask_ratio, top_k, top_p,

@@ -271,6 +271,25 @@ def cmd_card(args):
     print(f"wrote {Path(args.checkpoint) / 'README.md'} ({key} {m[key]:.4f})")
 
 
+def _add_bench(sub):
+    p = sub.add_parser("bench", help="speed: sampling, training, matmul rate and model FLOP utilisation")
+    p.add_argument("--checkpoint", help="directory or Hub repo id (default: the bundled model)")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--train-batch", type=int, default=16)
+    p.add_argument("--no-sampling", action="store_true", help="skip the sampler timings")
+    p.add_argument("--json", dest="json_path", help="write the results as JSON")
+    p.add_argument("--md", dest="md_path", help="write the Markdown table")
+    p.set_defaults(func=cmd_bench)
+
+
+def cmd_bench(args):
+    from . import bench
+
+    result = bench.run(args.checkpoint, repeats=args.repeats, train_batch=args.train_batch,
+                       sampling=not args.no_sampling)
+    print(bench.save(result, args.json_path, args.md_path))
+
+
 def _add_import(sub):
     p = sub.add_parser("import-original", help="convert an original micro-dllm model.pt to a safetensors checkpoint")
     p.add_argument("--checkpoint", required=True, help="the original torch.save file (read weights-only)")
@@ -290,7 +309,7 @@ def cmd_import(args):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m microdllm", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_train, _add_eval, _add_prepare, _add_generate, _add_sample_eval, _add_card, _add_import):
+    for add in (_add_train, _add_eval, _add_prepare, _add_generate, _add_sample_eval, _add_card, _add_bench, _add_import):
         add(sub)
     return parser
 

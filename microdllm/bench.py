@@ -1,0 +1,166 @@
+"""`python -m microdllm bench`: how fast, as ratios measured in one run on this machine.
+
+For the bundled model and the `micro` preset: wall time and model evaluations (NFE) to write
+256 characters with each remasking strategy, characters per second and time to the first
+streamed state; training tokens per second; the machine's float32 matrix-multiply rate, and
+each figure as a share of it (model FLOP utilisation). Medians of several runs after a warm-up.
+
+FLOPs counted: 2 N per token per forward pass (N = parameters in matrix multiplies: the blocks
+and the LM head), 6 N per training token, plus attention (4 L d per token per layer forward,
+three times that in training).
+"""
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import time
+
+import torch
+
+from .checkpoint import load_checkpoint
+from .config import get_preset
+from .diffusion import corrupt, get_schedule, masked_ce_loss, sample_timesteps
+from .model import Transformer
+from .sampling import DEFAULT, PRESETS, denoise
+
+STRATEGY_RUNS = {
+    "default (random, 64 steps)": DEFAULT,
+    "low_confidence r=0, 64 steps": DEFAULT.replace(strategy="low_confidence"),
+    "margin r=0, 64 steps": DEFAULT.replace(strategy="margin"),
+    "entropy r=0, 64 steps": DEFAULT.replace(strategy="entropy"),
+    "none (ancestral), 64 steps": DEFAULT.replace(strategy="none", temperature=1.0),
+    "threshold 0.9, <=64 steps": DEFAULT.replace(strategy="threshold"),
+    "classic (original, 100 steps + t=0)": PRESETS["classic"],
+}
+
+
+def median_time(fn, repeats: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def gemm_gflops(n: int = 2048, repeats: int = 5) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    return 2 * n**3 / median_time(lambda: torch.mm(a, b), repeats) / 1e9
+
+
+def matmul_params(model: Transformer) -> int:
+    return sum(p.numel() for n, p in model.named_parameters() if n.startswith(("blocks.", "lm_head.")))
+
+
+def forward_flops(model: Transformer, tokens: int) -> float:
+    cfg = model.config
+    return 2 * matmul_params(model) * tokens + 4 * cfg.n_layer * cfg.n_embd * tokens * tokens
+
+
+def bench_sampling(model, tokenizer, schedule, repeats: int) -> list[dict]:
+    L = model.config.block_size
+    rows = []
+    for name, cfg in STRATEGY_RUNS.items():
+        cfg = cfg.replace(gen_len=L)
+        last, first = {}, []
+
+        def run():
+            t0 = time.perf_counter()
+            for s in denoise(model, tokenizer, "", cfg, schedule=schedule):
+                if s.step == 0:
+                    first.append(time.perf_counter() - t0)
+                last["state"] = s
+
+        seconds = median_time(run, repeats)
+        rows.append({"sampler": name, "nfe": last["state"].nfe, "seconds": seconds, "chars_per_s": L / seconds,
+                     "first_state_ms": 1000 * statistics.median(first)})
+    return rows
+
+
+def bench_forward(model, repeats: int) -> float:
+    L = model.config.block_size
+    x, t = torch.randint(1, model.config.vocab_size, (1, L)), torch.tensor([50])
+    with torch.inference_mode():
+        return median_time(lambda: model(x, t), repeats)
+
+
+def bench_training(model, batch: int, repeats: int) -> float:
+    """Seconds per optimisation step (forward, backward, AdamW) on a (batch, block) of random text."""
+    L, T = model.config.block_size, model.config.timesteps
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    g = torch.Generator().manual_seed(0)
+    schedule = get_schedule("cosine")
+    x0 = torch.randint(1, model.config.vocab_size, (batch, L), generator=g)
+
+    def step():
+        t = sample_timesteps(batch, T, g)
+        xt, mask = corrupt(x0, t, T, schedule, 0, g)
+        loss = masked_ce_loss(model(xt, t), x0, mask, 0)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    model.train()
+    seconds = median_time(step, repeats)
+    model.eval()
+    return seconds
+
+
+def run(checkpoint=None, repeats: int = 3, train_batch: int = 16, sampling: bool = True) -> dict:
+    gemm = gemm_gflops()
+    ck = load_checkpoint(checkpoint)
+    torch.manual_seed(0)
+    micro = Transformer(get_preset("micro", vocab_size=ck.tokenizer.vocab_size)).eval()
+    result = {"machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                          "torch": torch.__version__, "threads": torch.get_num_threads()},
+              "gemm_gflops": gemm, "models": {}}
+    for name, model in (("bundled", ck.model), ("micro", micro)):
+        L = model.config.block_size
+        fwd = bench_forward(model, repeats + 2)
+        train_s = bench_training(model, train_batch, repeats)
+        train_tokens = train_batch * L
+        entry = {"parameters": model.num_params(), "forward_ms": 1000 * fwd,
+                 "forward_mfu": forward_flops(model, L) / fwd / 1e9 / gemm,
+                 "train_tokens_per_s": train_tokens / train_s,
+                 "train_mfu": 3 * forward_flops(model, L) * train_batch / train_s / 1e9 / gemm}
+        if sampling:
+            entry["sampling"] = bench_sampling(model, ck.tokenizer, ck.schedule, repeats)
+            classic = entry["sampling"][-1]["seconds"]
+            for row in entry["sampling"]:
+                row["vs_classic"] = row["seconds"] / classic
+        result["models"][name] = entry
+    return result
+
+
+def markdown(r: dict) -> str:
+    m = r["machine"]
+    lines = [f"Machine: {m['processor']}, {m['platform']}, torch {m['torch']}, {m['threads']} threads. "
+             f"float32 GEMM (2048 x 2048): {r['gemm_gflops']:.1f} GFLOP/s.", "",
+             "| model | parameters | forward (256 chars) | forward MFU | training tokens/s | training MFU |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for name, e in r["models"].items():
+        lines.append(f"| {name} | {e['parameters']:,} | {e['forward_ms']:.1f} ms | {e['forward_mfu']:.2f} | "
+                     f"{e['train_tokens_per_s']:,.0f} | {e['train_mfu']:.2f} |")
+    for name, e in r["models"].items():
+        if "sampling" not in e:
+            continue
+        lines += ["", f"Sampling 256 characters with the {name} model:", "",
+                  "| sampler | NFE | seconds | characters/s | first state | time vs classic |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        lines += [f"| {s['sampler']} | {s['nfe']} | {s['seconds']:.2f} | {s['chars_per_s']:.0f} | "
+                  f"{s['first_state_ms']:.1f} ms | {s['vs_classic']:.2f} |" for s in e["sampling"]]
+    return "\n".join(lines) + "\n"
+
+
+def save(r: dict, json_path=None, md_path=None) -> str:
+    md = markdown(r)
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump(r, f, indent=2)
+    if md_path:
+        with open(md_path, "w") as f:
+            f.write(md)
+    return md

@@ -1,0 +1,28 @@
+"""The benchmark's arithmetic and plumbing (its numbers are measured by `python -m microdllm bench`, not here)."""
+from helpers import tiny_model
+from microdllm import bench
+from microdllm.config import get_preset
+from microdllm.diffusion import get_schedule
+from microdllm.model import Transformer
+
+
+def test_flop_count_of_the_original_network():
+    micro = Transformer(get_preset("micro", vocab_size=66))
+    assert bench.matmul_params(micro) == 10_706_304 - 66 * 384 - 101 * 384  # all but the embeddings
+    assert bench.forward_flops(micro, 256) == 2 * bench.matmul_params(micro) * 256 + 4 * 6 * 384 * 256 * 256
+
+
+def test_sampling_rows_and_markdown(monkeypatch):
+    model, tok = tiny_model()
+    monkeypatch.setattr(bench, "STRATEGY_RUNS", {k: v.replace(steps=4) for k, v in list(bench.STRATEGY_RUNS.items())[:2]})
+    rows = bench.bench_sampling(model, tok, get_schedule("cosine"), repeats=1)
+    assert [r["sampler"] for r in rows] == list(bench.STRATEGY_RUNS)
+    assert all(1 <= r["nfe"] <= 4 and r["seconds"] > 0 and r["first_state_ms"] >= 0 for r in rows)
+    for r in rows:
+        r["vs_classic"] = 1.0
+    result = {"machine": {"platform": "p", "processor": "x", "torch": "t", "threads": 1}, "gemm_gflops": 100.0,
+              "models": {"test": {"parameters": 1, "forward_ms": 1.0, "forward_mfu": 0.5, "train_tokens_per_s": 10.0,
+                                  "train_mfu": 0.4, "sampling": rows}}}
+    md = bench.markdown(result)
+    assert "| test | 1 | 1.0 ms | 0.50 |" in md and md.count("\n| ") >= 4
+    assert bench.bench_training(model, batch=2, repeats=1) > 0

@@ -109,12 +109,23 @@ def bench_training(model, batch: int, repeats: int) -> float:
     return seconds
 
 
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def run(checkpoint=None, repeats: int = 3, train_batch: int = 16, sampling: bool = True) -> dict:
     gemm = gemm_gflops()
     ck = load_checkpoint(checkpoint)
     torch.manual_seed(0)
     micro = Transformer(get_preset("micro", vocab_size=ck.tokenizer.vocab_size)).eval()
-    result = {"machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+    result = {"machine": {"platform": platform.platform(), "processor": cpu_name(),
                           "torch": torch.__version__, "threads": torch.get_num_threads()},
               "gemm_gflops": gemm, "models": {}}
     for name, model in (("bundled", ck.model), ("micro", micro)):

@@ -60,7 +60,7 @@ STRATEGY_INFO = ("which masked characters to reveal each step: the most confiden
                  "entropy), random, MDLM's ancestral sampler (none), or all above a threshold (threshold)")
 INTRO = """# micro-dLLM: watch a diffusion language model write
 It does not write left to right. It starts from a row of masks `_ _ _` and, step by step, fills in the
-characters it is most sure of, everywhere at once, until the story is complete. A ~10M-parameter
+characters it chooses to commit, everywhere at once, until the story is complete. A small
 character-level model trained on TinyStories ([MDLM](https://arxiv.org/abs/2406.07524) /
 [LLaDA](https://arxiv.org/abs/2502.09992) recipe)."""
 
@@ -414,10 +414,10 @@ def build_demo(checkpoint_source: str | None = None) -> gr.Blocks:
                     cmp_delay = gr.Slider(0, 200, value=10, step=5, precision=0, label="Slow motion (ms per step)")
                 with gr.Row():
                     with gr.Column():
-                        cmp_diff_status = gr.Markdown("**Diffusion: all at once**")
+                        cmp_diff_status = gr.Markdown("**Diffusion: all at once**", elem_id="mdl-cmp-diff-status")
                         cmp_diff = gr.HTML(ui.render_text(first_prompt, legend=False))
                     with gr.Column():
-                        cmp_ar_status = gr.Markdown("**Autoregressive: left to right**")
+                        cmp_ar_status = gr.Markdown("**Autoregressive: left to right**", elem_id="mdl-cmp-ar-status")
                         cmp_ar = gr.HTML(ui.render_text(first_prompt, legend=False))
 
             with gr.Tab("Model", id="model"):

@@ -87,3 +87,14 @@ def test_forward_process_and_model_tabs(page):
     card.wait_for(timeout=10_000)
     assert "bundled" in card.inner_text() and "Parameters" in card.inner_text()
     page.screenshot(path=str(ARTIFACTS / "browser-model.png"), full_page=True)
+
+
+def test_compare_tab_writes_with_both_models(page):
+    page.get_by_role("tab", name="Compare").click()
+    page.locator("#mdl-cmp-prompt textarea").fill("Tom saw a dog.")
+    page.locator("#mdl-cmp-go").click()
+    for side in ("#mdl-cmp-diff-status", "#mdl-cmp-ar-status"):
+        page.locator(side, has_text="done").wait_for(timeout=90_000)
+    ar_status = page.locator("#mdl-cmp-ar-status").inner_text()
+    assert "model evaluations" in ar_status
+    page.screenshot(path=str(ARTIFACTS / "browser-compare.png"), full_page=True)

@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import torch
-import torch.nn.functional as F
 
 from .diffusion import CosineSchedule, Schedule
 from .tokenizer import MASK_GLYPH, CharTokenizer

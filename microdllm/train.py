@@ -17,7 +17,7 @@ import torch
 import torch.distributed as dist
 
 from . import checkpoint as ckpt
-from .config import get_preset
+from .config import ModelConfig, get_preset
 from .data import build_token_data, fixed_windows, read_text_files, sample_windows, stream_stories
 from .diffusion import autoregressive_loss, corrupt, diffusion_loss, get_schedule, sample_timesteps
 from .evaluate import evaluate
@@ -127,7 +127,6 @@ class Trainer:
         self.data = self._load_data(tokenizer)
         self.tokenizer = self.data.tokenizer
         if resume_config:
-            from .config import ModelConfig
             model_config = ModelConfig.from_dict(resume_config["model"])
         else:
             overrides = {k: getattr(cfg, k) for k in ("n_layer", "n_head", "n_embd", "block_size")

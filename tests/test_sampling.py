@@ -1,7 +1,6 @@
 """The denoising generator: invariants for every strategy, the classic sampler against the original."""
 import json
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -11,7 +10,7 @@ from microdllm.checkpoint import load_checkpoint
 from microdllm.config import get_preset
 from microdllm.model import Transformer
 from microdllm.original import import_original
-from microdllm.sampling import PRESETS, STRATEGIES, SamplingError, denoise, generate
+from microdllm.sampling import PRESETS, STRATEGIES, denoise, generate
 
 FIXTURE = ROOT / "tests" / "fixtures" / "original-imported"
 ORIGINAL = SHARED / "fixtures" / "original-checkpoint"

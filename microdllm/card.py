@@ -99,17 +99,14 @@ def describe_checkpoint(directory, val_file, *, title: str, hardware: str = "", 
                         timesteps: int = 16, notes: str = "") -> dict:
     """Evaluate a checkpoint on a validation file, draw three uncurated samples at the default
     sampler settings, and write its model card. Returns the evaluation metrics."""
-    import torch
-
     from .checkpoint import load_checkpoint
-    from .data import fixed_windows, read_text_files
+    from .data import validation_windows
     from .evaluate import evaluate
     from .sampling import DEFAULT, generate
 
     ck = load_checkpoint(directory)
-    ids = torch.tensor(ck.tokenizer.encode(ck.tokenizer.clean(read_text_files([val_file]))))
-    metrics = evaluate(ck.model, fixed_windows(ids, windows, ck.model_config.block_size, seed=0), ck.schedule,
-                       ck.tokenizer.mask_id, timesteps_per_window=timesteps)
+    val, _ = validation_windows(val_file, ck.tokenizer, windows, ck.model_config.block_size, seed=0)
+    metrics = evaluate(ck.model, val, ck.schedule, ck.tokenizer.mask_id, timesteps_per_window=timesteps)
     samples = []
     if not ck.model_config.causal:
         for seed, prompt in enumerate(SAMPLE_PROMPTS):

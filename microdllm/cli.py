@@ -80,17 +80,12 @@ def _add_eval(sub):
 
 def cmd_eval(args):
     from .checkpoint import load_checkpoint
-    from .data import fixed_windows, read_text_files
+    from .data import validation_windows
     from .evaluate import evaluate
 
     ck = load_checkpoint(args.checkpoint)
-    text = read_text_files([args.data])
-    dropped = len(text) - len(ck.tokenizer.clean(text))
-    ids = __import__("torch").tensor(ck.tokenizer.encode(ck.tokenizer.clean(text)))
-    L = ck.model_config.block_size
-    if len(ids) <= L:
-        raise ValueError(f"{args.data}: {len(ids)} characters; need more than one block ({L})")
-    windows = fixed_windows(ids, args.windows, L, seed=args.seed)
+    windows, dropped = validation_windows(args.data, ck.tokenizer, args.windows, ck.model_config.block_size,
+                                          seed=args.seed)
     t0 = time.perf_counter()
     metrics = evaluate(ck.model, windows, ck.schedule, ck.tokenizer.mask_id,
                        timesteps_per_window=args.timesteps, seed=args.seed)

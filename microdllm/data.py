@@ -119,3 +119,13 @@ def fixed_windows(data: torch.Tensor, n: int, block_size: int, seed: int = 0) ->
     """`n` windows at seeded positions: the same evaluation set every run."""
     g = torch.Generator().manual_seed(seed)
     return sample_windows(data, n, block_size, g)
+
+
+def validation_windows(path, tokenizer: CharTokenizer, n: int, block_size: int, seed: int = 0) -> tuple[torch.Tensor, int]:
+    """`n` seeded windows from a text file, characters the vocabulary lacks dropped.
+    Returns (windows, number of dropped characters)."""
+    text = normalise(read_text_files([path]))
+    kept = tokenizer.clean(text)
+    if len(kept) <= block_size:
+        raise ValueError(f"{path}: {len(kept)} usable characters; need more than one block ({block_size})")
+    return fixed_windows(torch.tensor(tokenizer.encode(kept)), n, block_size, seed=seed), len(text) - len(kept)

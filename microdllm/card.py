@@ -34,7 +34,8 @@ def write_model_card(directory, *, title: str, hardware: str = "", samples: list
         "  - task: {type: text-generation}",
         "    dataset: {name: TinyStories (validation sample), type: roneneldan/TinyStories}",
         "    metrics:",
-        f"    - {{type: nelbo_bpc, name: validation NELBO bits per character (upper bound), value: {_fmt(ev.get('nelbo_bpc', float('nan')), 4)}}}",
+        "    - {type: nelbo_bpc, name: validation NELBO bits per character (upper bound), "
+        f"value: {_fmt(ev.get('nelbo_bpc', float('nan')), 4)}}}",
         "---",
         "",
         f"# {title}",

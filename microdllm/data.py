@@ -104,7 +104,11 @@ def build_token_data(train_text: str, val_text: str | None = None, block_size: i
         if len(text) <= block_size:
             raise ValueError(f"{name} text has {len(text)} characters; it must be longer than one block "
                              f"({block_size} characters)")
-    to_ids = lambda s: torch.tensor(tokenizer.encode(s), dtype=torch.int16 if tokenizer.vocab_size < 2**15 else torch.int32)
+    dtype = torch.int16 if tokenizer.vocab_size < 2**15 else torch.int32
+
+    def to_ids(s: str) -> torch.Tensor:
+        return torch.tensor(tokenizer.encode(s), dtype=dtype)
+
     return TokenData(tokenizer, to_ids(train_text), to_ids(val_text), dropped)
 
 

@@ -9,9 +9,8 @@ import time
 from contextlib import contextmanager
 
 import pytest
-from gradio_client import Client
-
 from conftest import CACHED_REPO
+from gradio_client import Client
 
 PROMPT = "Once upon a time"
 

@@ -6,9 +6,9 @@ import sys
 
 import pytest
 import torch
-
 from conftest import make_hub_cache
 from helpers import ROOT, tiny_model
+
 from microdllm import checkpoint as ckpt
 from microdllm.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 

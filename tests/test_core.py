@@ -3,11 +3,10 @@ import math
 
 import pytest
 import torch
-
 from helpers import story_text, tiny_model
+
 from microdllm.config import ModelConfig, get_preset
-from microdllm.diffusion import (SCHEDULES, corrupt, elbo_loss, get_schedule, masked_ce_loss,
-                                 sample_timesteps)
+from microdllm.diffusion import SCHEDULES, corrupt, elbo_loss, get_schedule, masked_ce_loss, sample_timesteps
 from microdllm.evaluate import evaluate_autoregressive, evaluate_diffusion
 from microdllm.model import Transformer
 from microdllm.tokenizer import CharTokenizer, UnknownCharactersError, normalise

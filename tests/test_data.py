@@ -4,8 +4,8 @@ import subprocess
 import sys
 
 import pytest
-
 from helpers import ROOT
+
 from microdllm.data import build_token_data, clean_story, stream_stories
 
 

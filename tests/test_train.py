@@ -6,8 +6,8 @@ import sys
 
 import pytest
 import torch
-
 from helpers import ROOT, story_text
+
 from microdllm import train as train_mod
 from microdllm.checkpoint import load_checkpoint
 from microdllm.train import STATE_NAME, TrainConfig, TrainingError, train

@@ -1,6 +1,7 @@
 """train_space.py: data, training, evaluation, model card and Hub push in one command."""
-import train_space
 from helpers import story_text
+
+import train_space
 
 
 def test_one_command_trains_evaluates_writes_a_card_and_pushes(tmp_path, monkeypatch):

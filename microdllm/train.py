@@ -66,6 +66,7 @@ class TrainConfig:
     seed: int = 1337
     device: str = "auto"
     threads: int | None = None
+    compile: bool = False                   # torch.compile the training forward: same maths, faster steps
     progress: bool = True
 
 
@@ -146,6 +147,8 @@ class Trainer:
         if self.world > 1:
             self.ddp = torch.nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        # Compiled (Inductor fuses the elementwise work between the matmuls) or eager; evaluation stays eager.
+        self.forward = torch.compile(self.ddp) if cfg.compile else self.ddp
         self.val_windows = fixed_windows(self.data.val, cfg.eval_windows, model_config.block_size, seed=0)
 
     # ---- data -------------------------------------------------------------------------
@@ -213,12 +216,12 @@ class Trainer:
     def loss_on(self, x0: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         mask_id = self.tokenizer.mask_id
         if self.model_config.causal:
-            return autoregressive_loss(self.ddp(x0.to(self.device)), x0.to(self.device), mask_id)
+            return autoregressive_loss(self.forward(x0.to(self.device)), x0.to(self.device), mask_id)
         T = self.model_config.timesteps
         t = sample_timesteps(len(x0), T, generator=g, stratified=self.cfg.stratified)
         xt, mask = corrupt(x0, t, T, self.schedule, mask_id, generator=g)
         t_in = t.to(self.device) if self.model_config.time_embedding else None
-        logits = self.ddp(xt.to(self.device), t_in)
+        logits = self.forward(xt.to(self.device), t_in)
         return diffusion_loss(self.cfg.loss, logits, x0.to(self.device), mask.to(self.device),
                               t.to(self.device), T, self.schedule, mask_id)
 

@@ -8,6 +8,7 @@ Environment
     MICRODLLM_AR_CHECKPOINT  the autoregressive baseline for the Compare tab (default: the bundled one)
     MICRODLLM_HUB_TIMEOUT  seconds to wait for the Hub before falling back to the bundled model (5)
     MICRODLLM_THREADS      torch threads per process (default: cores / concurrent generations, 1 to 4)
+    MICRODLLM_INT8         1 = int8 weights for the Linear layers (CPU; see docs/performance.md)
     GRADIO_SERVER_NAME / GRADIO_SERVER_PORT   where to serve (127.0.0.1:7860)
 
 Layout of this file: model loading, then the event handlers (plain functions and generators),
@@ -16,6 +17,7 @@ the app only renders the states it yields (pure rendering lives in `microdllm/ap
 """
 from __future__ import annotations
 
+import dataclasses
 import html
 import logging
 import math
@@ -34,17 +36,25 @@ from microdllm import app_logic as ui
 from microdllm.checkpoint import Checkpoint, load_checkpoint
 from microdllm.diffusion import SCHEDULES
 from microdllm.sampling import DEFAULT, MAX_STEPS, STRATEGIES, SamplingError, denoise, left_to_right
+from microdllm.serving import default_threads, quantize_int8
 
 log = logging.getLogger("microdllm.app")
 
 CONCURRENCY = 2          # generations at once: a free Space has 2 vCPUs
 HUB_TIMEOUT = float(os.environ.get("MICRODLLM_HUB_TIMEOUT", "5"))
+INT8 = os.environ.get("MICRODLLM_INT8", "").lower() in ("1", "true", "yes")
 MAX_TRACE = MAX_STEPS + 2
 EXPORT_FRAMES = 80       # at most this many frames in an exported GIF / MP4
-FIGURE = Path(__file__).resolve().parent / "docs" / "diffusion_vs_ar.png"
-FIGURE_CAPTION = ("**Diffusion vs autoregressive, same network, data and budget.** Validation bits per character "
-                  "against characters seen: the diffusion model's NELBO (an upper bound) and the autoregressive "
-                  "baseline's exact figure. See docs/experiments.md.")
+DOCS = Path(__file__).resolve().parent / "docs"
+FIGURES = [  # (file, label, caption) shown in the Model panel when present
+    (DOCS / "diffusion_vs_ar.png", "Diffusion vs autoregressive",
+     "**Diffusion vs autoregressive, same network, data and budget.** Validation bits per character against "
+     "characters seen: the diffusion model's NELBO (an upper bound) and the autoregressive baseline's exact "
+     "figure. See docs/experiments.md."),
+    (DOCS / "muon_vs_adamw.png", "Muon vs AdamW",
+     "**Muon vs AdamW, same network, data and budget** (the diffusion model, 600 steps of 32 x 256 characters): "
+     "validation NELBO bits per character. See docs/experiments.md."),
+]
 AR_SOURCE = os.environ.get("MICRODLLM_AR_CHECKPOINT",
                            str(Path(__file__).resolve().parent / "checkpoints" / "tinystories-tiny-ar"))
 
@@ -57,7 +67,7 @@ EXAMPLES = [
 ]
 FORWARD_SENTENCE = "Once upon a time, there was a little dog named Max. He loved to play in the sun."
 STRATEGY_INFO = ("which masked characters to reveal each step: the most confident (low_confidence, margin, "
-                 "entropy), random, MDLM's ancestral sampler (none), or all above a threshold (threshold)")
+                 "entropy; threshold = low_confidence), random, or MDLM's ancestral sampler (none)")
 INTRO = """# micro-dLLM: watch a diffusion language model write
 It does not write left to right. It starts from a row of masks `_ _ _` and, step by step, fills in the
 characters it chooses to commit, everywhere at once, until the story is complete. A small
@@ -111,6 +121,8 @@ class ModelStore:
             key, ck, _ = self.load("")
             return key, ck, f"Could not load checkpoint '{source}': {reason}. Using the bundled model instead."
         log.info("loaded checkpoint %s from %s (%d parameters)", ck.source, ck.path, ck.model.num_params())
+        if INT8:
+            ck = dataclasses.replace(ck, model=quantize_int8(ck.model))
         with self._lock:
             self._models[key] = ck
             others = [k for k in self._models if k not in ("", self.default_key, key)]
@@ -143,7 +155,8 @@ def _one_line(e: BaseException) -> str:
 def generate(prompt, mode="continue", gen_len=DEFAULT.gen_len, steps=DEFAULT.steps,
              temperature=DEFAULT.temperature, strategy=DEFAULT.strategy, remask_ratio=DEFAULT.remask_ratio,
              top_k=DEFAULT.top_k, top_p=DEFAULT.top_p, block_len=0, threshold=DEFAULT.threshold,
-             seed=DEFAULT.seed, drop_unknown=True, delay_ms=0, model_key=""):
+             reveal_schedule=DEFAULT.reveal_schedule, seed=DEFAULT.seed, drop_unknown=True, delay_ms=0,
+             model_key=""):
     """Stream the sampler: yields (canvas HTML, chart SVG, status, final text, trace) once per state.
 
     The final text is empty until the run is done; the trace (all states, for export) is set at the end.
@@ -163,7 +176,8 @@ def generate(prompt, mode="continue", gen_len=DEFAULT.gen_len, steps=DEFAULT.ste
         infill = mode == "infill"
         cfg = ui.sampler_config(steps=steps, temperature=temperature, strategy=strategy,
                                 remask_ratio=remask_ratio, gen_len=gen_len, top_k=top_k, top_p=top_p,
-                                seed=seed, block_len=block_len, threshold=threshold)
+                                seed=seed, block_len=block_len, threshold=threshold,
+                                reveal_schedule=reveal_schedule)
         prep = ui.prepare_prompt(ck.tokenizer, prompt, infill, bool(drop_unknown),
                                  ck.model.config.block_size, cfg.gen_len)
         for level, message in prep.messages:
@@ -343,7 +357,7 @@ def build_demo(checkpoint_source: str | None = None) -> gr.Blocks:
                             stop_btn = gr.Button("Stop", variant="stop", elem_id="mdl-stop")
                         gen_len = gr.Slider(1, room, value=min(DEFAULT.gen_len or room, room), step=1, precision=0,
                                             label="Characters to generate", info="continuation only")
-                        steps = gr.Slider(1, 256, value=DEFAULT.steps, step=1, precision=0,
+                        steps = gr.Slider(1, 256, value=DEFAULT.steps, step=1, precision=0, elem_id="mdl-steps",
                                           label="Denoising steps", info="fewer = faster, more characters per step")
                         temperature = gr.Slider(0, 2, value=DEFAULT.temperature, step=0.05,
                                                 label="Temperature", info="0 = greedy")
@@ -353,6 +367,10 @@ def build_demo(checkpoint_source: str | None = None) -> gr.Blocks:
                                                  label="Remasking ratio",
                                                  info="share of written characters that may be masked again "
                                                       "(confidence strategies)")
+                        threshold = gr.Slider(0.05, 1, value=DEFAULT.threshold or 1, step=0.05,
+                                              label="Reveal early above confidence",
+                                              info="also reveal every character the model is at least this sure "
+                                                   "of: fewer model evaluations (1 = off)")
                         with gr.Accordion("Advanced", open=False):
                             top_k = gr.Slider(0, ck.tokenizer.vocab_size, value=DEFAULT.top_k, step=1, precision=0,
                                               label="Top-k", info="0 = off")
@@ -361,8 +379,10 @@ def build_demo(checkpoint_source: str | None = None) -> gr.Blocks:
                             block_len = gr.Slider(0, room, value=DEFAULT.block_len or 0, step=1, precision=0,
                                                   label="Block length",
                                                   info="0 = off; else write left-to-right blocks of this size")
-                            threshold = gr.Slider(0.05, 1, value=DEFAULT.threshold, step=0.05,
-                                                  label="Confidence threshold", info="strategy 'threshold'")
+                            reveal_schedule = gr.Dropdown(
+                                [(name, name) for name in SCHEDULES] + [("the model's training schedule", "model")],
+                                value=DEFAULT.reveal_schedule or "model", label="Reveal schedule",
+                                info="how many masks are left after each step; linear = the same number each step")
                             seed = gr.Number(DEFAULT.seed, precision=0, label="Seed")
                             delay_ms = gr.Slider(0, 1000, value=40, step=10, precision=0,
                                                  label="Slow motion: pause per step (ms)")
@@ -426,14 +446,14 @@ def build_demo(checkpoint_source: str | None = None) -> gr.Blocks:
                     source = gr.Textbox(label="Load another checkpoint", scale=4,
                                         placeholder="Hub repo id (owner/name) or a local directory; empty = bundled")
                     load_btn = gr.Button("Load", scale=1)
-                if FIGURE.is_file():
-                    gr.Image(str(FIGURE), label="Diffusion vs autoregressive", show_label=True, interactive=False,
-                             buttons=["download"])
-                    gr.Markdown(FIGURE_CAPTION)
+                for path, label, caption in FIGURES:
+                    if path.is_file():
+                        gr.Image(str(path), label=label, show_label=True, interactive=False, buttons=["download"])
+                        gr.Markdown(caption)
 
         # Events
         gen_inputs = [prompt, mode, gen_len, steps, temperature, strategy, remask_ratio, top_k, top_p,
-                      block_len, threshold, seed, drop_unknown, delay_ms, model_key]
+                      block_len, threshold, reveal_schedule, seed, drop_unknown, delay_ms, model_key]
         gen_event = gr.on([generate_btn.click, prompt.submit], generate, inputs=gen_inputs,
                           outputs=[canvas, chart, status, final, trace], api_name="generate",
                           show_progress="hidden", concurrency_id="model")
@@ -459,7 +479,7 @@ def build_demo(checkpoint_source: str | None = None) -> gr.Blocks:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    threads = int(os.environ.get("MICRODLLM_THREADS") or 0) or min(4, max(1, (os.cpu_count() or 1) // CONCURRENCY))
+    threads = int(os.environ.get("MICRODLLM_THREADS") or 0) or default_threads(CONCURRENCY)
     torch.set_num_threads(threads)
     demo = build_demo()
     # Gradio reads GRADIO_SERVER_NAME / GRADIO_SERVER_PORT (default 127.0.0.1, 7860) itself.

@@ -17,28 +17,46 @@ from microdllm.data import read_text_files  # noqa: E402
 from microdllm.quality import sample_eval, vocabulary  # noqa: E402
 from microdllm.sampling import DEFAULT, PRESETS  # noqa: E402
 
+# Settings before the threshold and the reveal schedule existed: the cosine training schedule, no early reveals.
+PLAIN = DEFAULT.replace(threshold=None, reveal_schedule=None, steps=64)
 CANDIDATES = {
     "classic (original: low_confidence, r=1, 100 steps, t=0 pass)": PRESETS["classic"].replace(gen_len=DEFAULT.gen_len),
-    "low_confidence r=1, 64 steps": DEFAULT.replace(strategy="low_confidence", remask_ratio=1.0, steps=64),
-    "low_confidence r=0.1, 64 steps": DEFAULT.replace(strategy="low_confidence", remask_ratio=0.1, steps=64),
-    "low_confidence r=0, 64 steps": DEFAULT.replace(strategy="low_confidence", remask_ratio=0.0, steps=64),
-    "low_confidence r=0, 32 steps": DEFAULT.replace(strategy="low_confidence", remask_ratio=0.0, steps=32),
-    "margin r=0, 64 steps": DEFAULT.replace(strategy="margin", remask_ratio=0.0, steps=64),
-    "entropy r=0, 64 steps": DEFAULT.replace(strategy="entropy", remask_ratio=0.0, steps=64),
-    "random r=0, 64 steps": DEFAULT.replace(strategy="random", remask_ratio=0.0, steps=64),
-    "none (MDLM ancestral), T=1, 64 steps": DEFAULT.replace(strategy="none", temperature=1.0, steps=64),
-    "threshold 0.9, <=64 steps": DEFAULT.replace(strategy="threshold", threshold=0.9, steps=64),
-    "threshold 0.7, <=64 steps": DEFAULT.replace(strategy="threshold", threshold=0.7, steps=64),
-    "low_confidence r=0, T=0.7, 64 steps": DEFAULT.replace(strategy="low_confidence", temperature=0.7, steps=64),
-    "threshold 0.9, T=0.7, <=64 steps": DEFAULT.replace(strategy="threshold", threshold=0.9, temperature=0.7, steps=64),
-    "random r=0, 32 steps": DEFAULT.replace(strategy="random", remask_ratio=0.0, steps=32),
-    "random r=0, T=0.5, 32 steps": DEFAULT.replace(strategy="random", temperature=0.5, steps=32),
-    "low_confidence r=0, blocks of 32, 32 steps": DEFAULT.replace(strategy="low_confidence", block_len=32, steps=32),
-    "low_confidence r=0, blocks of 32, T=0.7, 32 steps": DEFAULT.replace(strategy="low_confidence", block_len=32,
+    "low_confidence r=1, 64 steps": PLAIN.replace(strategy="low_confidence", remask_ratio=1.0, steps=64),
+    "low_confidence r=0.1, 64 steps": PLAIN.replace(strategy="low_confidence", remask_ratio=0.1, steps=64),
+    "low_confidence r=0, 64 steps": PLAIN.replace(strategy="low_confidence", remask_ratio=0.0, steps=64),
+    "low_confidence r=0, 32 steps": PLAIN.replace(strategy="low_confidence", remask_ratio=0.0, steps=32),
+    "margin r=0, 64 steps": PLAIN.replace(strategy="margin", remask_ratio=0.0, steps=64),
+    "entropy r=0, 64 steps": PLAIN.replace(strategy="entropy", remask_ratio=0.0, steps=64),
+    "random r=0, 64 steps": PLAIN.replace(strategy="random", remask_ratio=0.0, steps=64),
+    "none (MDLM ancestral), T=1, 64 steps": PLAIN.replace(strategy="none", temperature=1.0, steps=64),
+    "threshold 0.9, <=64 steps": PLAIN.replace(strategy="threshold", threshold=0.9, steps=64),
+    "threshold 0.7, <=64 steps": PLAIN.replace(strategy="threshold", threshold=0.7, steps=64),
+    "low_confidence r=0, T=0.7, 64 steps": PLAIN.replace(strategy="low_confidence", temperature=0.7, steps=64),
+    "threshold 0.9, T=0.7, <=64 steps": PLAIN.replace(strategy="threshold", threshold=0.9, temperature=0.7, steps=64),
+    "random r=0, 32 steps": PLAIN.replace(strategy="random", remask_ratio=0.0, steps=32),
+    "random r=0, 24 steps": PLAIN.replace(strategy="random", remask_ratio=0.0, steps=24),
+    "random r=0, 20 steps": PLAIN.replace(strategy="random", remask_ratio=0.0, steps=20),
+    "random r=0, 16 steps": PLAIN.replace(strategy="random", remask_ratio=0.0, steps=16),
+    "random r=0, T=0.5, 32 steps": PLAIN.replace(strategy="random", temperature=0.5, steps=32),
+    "low_confidence r=0, blocks of 32, 32 steps": PLAIN.replace(strategy="low_confidence", block_len=32, steps=32),
+    "low_confidence r=0, blocks of 32, T=0.7, 32 steps": PLAIN.replace(strategy="low_confidence", block_len=32,
                                                                          temperature=0.7, steps=32),
-    "margin r=0, blocks of 32, 32 steps": DEFAULT.replace(strategy="margin", block_len=32, steps=32),
-    "threshold 0.5, blocks of 32, <=32 steps": DEFAULT.replace(strategy="threshold", threshold=0.5, block_len=32,
-                                                               steps=32),
+    "margin r=0, blocks of 32, 32 steps": PLAIN.replace(strategy="margin", block_len=32, steps=32),
+    "threshold 0.5, blocks of 32, <=32 steps": PLAIN.replace(strategy="threshold", threshold=0.5, block_len=32,
+                                                             steps=32),
+    # Fewer evaluations (#6): early reveals above a confidence threshold, the linear reveal schedule.
+    "random, threshold 0.8, 64 steps": PLAIN.replace(threshold=0.8),
+    "random, threshold 0.8, 32 steps": PLAIN.replace(threshold=0.8, steps=32),
+    "random, linear, 24 steps": PLAIN.replace(reveal_schedule="linear", steps=24),
+    "random, linear, threshold 0.8, 48 steps": PLAIN.replace(reveal_schedule="linear", threshold=0.8, steps=48),
+    "random, linear, threshold 0.8, 40 steps (the default)": DEFAULT,
+    "random, linear, threshold 0.8, 32 steps": PLAIN.replace(reveal_schedule="linear", threshold=0.8, steps=32),
+    "random, linear, threshold 0.8, 28 steps": PLAIN.replace(reveal_schedule="linear", threshold=0.8, steps=28),
+    "random, linear, threshold 0.8, 24 steps": PLAIN.replace(reveal_schedule="linear", threshold=0.8, steps=24),
+    "random, linear, threshold 0.7, 24 steps": PLAIN.replace(reveal_schedule="linear", threshold=0.7, steps=24),
+    "random, linear, threshold 0.8, 20 steps": PLAIN.replace(reveal_schedule="linear", threshold=0.8, steps=20),
+    "random, linear, threshold 0.9, 24 steps": PLAIN.replace(reveal_schedule="linear", threshold=0.9, steps=24),
+    "random, linear, threshold 0.6, 128 steps": PLAIN.replace(reveal_schedule="linear", threshold=0.6, steps=128),
 }
 
 
@@ -48,18 +66,22 @@ def main():
     p.add_argument("--n", type=int, default=32)
     p.add_argument("--only", nargs="*", help="substrings of candidate names to run")
     p.add_argument("--words-from", default=str(DEFAULT_WORDS))
+    p.add_argument("--ar-checkpoint", help="autoregressive model for generative bits/char")
     p.add_argument("--json")
     args = p.parse_args()
     ck = load_checkpoint(args.checkpoint)
+    ar = load_checkpoint(args.ar_checkpoint) if args.ar_checkpoint else None
     known = vocabulary(read_text_files([args.words_from]))
     rows = {}
-    print("| sampler | word share | distinct-2 | mean NFE | s / sample |\n|---|---:|---:|---:|---:|", flush=True)
+    print("| sampler | word share | distinct-2 | gen bits/char | mean NFE | s / sample |\n"
+          "|---|---:|---:|---:|---:|---:|", flush=True)
     for name, cfg in CANDIDATES.items():
         if args.only and not any(s in name for s in args.only):
             continue
-        r = sample_eval(ck, known, cfg, n=args.n, seed=0)
+        r = sample_eval(ck, known, cfg, n=args.n, seed=0, ar=ar)
         rows[name] = r
-        print(f"| {name} | {r['word_share']:.3f} | {r['distinct_2']:.3f} | {r['mean_nfe']:.1f} | "
+        gen_bpc = f"{r['gen_bpc']:.3f}" if "gen_bpc" in r else "-"
+        print(f"| {name} | {r['word_share']:.3f} | {r['distinct_2']:.3f} | {gen_bpc} | {r['mean_nfe']:.1f} | "
               f"{r['mean_seconds']:.2f} |", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))

@@ -211,10 +211,15 @@ def _number(name: str, value, default, cast):
 
 
 def sampler_config(*, steps=None, temperature=None, strategy=None, remask_ratio=None, gen_len=None,
-                   top_k=None, top_p=None, seed=None, block_len=None, threshold=None) -> SamplerConfig:
-    """UI / API values -> SamplerConfig (None = the default). Range checks are left to the sampler."""
+                   top_k=None, top_p=None, seed=None, block_len=None, threshold=None,
+                   reveal_schedule=None) -> SamplerConfig:
+    """UI / API values -> SamplerConfig (None = the default). Range checks are left to the sampler.
+
+    A threshold of 1 switches early reveals off; reveal_schedule "model" is the model's training schedule.
+    """
     d = DEFAULT
     block = _number("block length", block_len, 0, int)
+    thr = _number("threshold", threshold, d.threshold or 1.0, float)
     return d.replace(
         steps=_number("steps", steps, d.steps, int),
         temperature=_number("temperature", temperature, d.temperature, float),
@@ -225,7 +230,9 @@ def sampler_config(*, steps=None, temperature=None, strategy=None, remask_ratio=
         top_p=_number("top-p", top_p, d.top_p, float),
         seed=abs(_number("seed", seed, d.seed, int)) % (2 ** 63),
         block_len=block if block > 0 else None,
-        threshold=_number("threshold", threshold, d.threshold, float),
+        threshold=None if thr == 1 else thr,
+        reveal_schedule=(d.reveal_schedule if reveal_schedule is None or reveal_schedule == ""
+                         else None if reveal_schedule == "model" else str(reveal_schedule)),
     )
 
 

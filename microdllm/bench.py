@@ -23,14 +23,19 @@ from .config import get_preset
 from .diffusion import corrupt, get_schedule, masked_ce_loss, sample_timesteps
 from .model import Transformer
 from .sampling import DEFAULT, PRESETS, denoise
+from .serving import quantize_int8
 
+# Each strategy at 64 steps on the training schedule without early reveals, then with them.
+PLAIN = DEFAULT.replace(steps=64, threshold=None, reveal_schedule=None)
 STRATEGY_RUNS = {
-    "default (random, 64 steps)": DEFAULT,
-    "low_confidence r=0, 64 steps": DEFAULT.replace(strategy="low_confidence"),
-    "margin r=0, 64 steps": DEFAULT.replace(strategy="margin"),
-    "entropy r=0, 64 steps": DEFAULT.replace(strategy="entropy"),
-    "none (ancestral), 64 steps": DEFAULT.replace(strategy="none", temperature=1.0),
-    "threshold 0.9, <=64 steps": DEFAULT.replace(strategy="threshold"),
+    f"default ({DEFAULT.strategy}, {DEFAULT.reveal_schedule} reveals, threshold {DEFAULT.threshold}, "
+    f"{DEFAULT.steps} steps)": DEFAULT,
+    "random r=0, 64 steps (the previous default)": PLAIN,
+    "low_confidence r=0, 64 steps": PLAIN.replace(strategy="low_confidence"),
+    "margin r=0, 64 steps": PLAIN.replace(strategy="margin"),
+    "entropy r=0, 64 steps": PLAIN.replace(strategy="entropy"),
+    "none (ancestral), T=1, 64 steps": PLAIN.replace(strategy="none", temperature=1.0),
+    "threshold 0.9 (low_confidence order), 64 steps": PLAIN.replace(strategy="threshold", threshold=0.9),
     "classic (original, 100 steps + t=0)": PRESETS["classic"],
 }
 
@@ -87,10 +92,11 @@ def bench_forward(model, repeats: int) -> float:
         return median_time(lambda: model(x, t), repeats)
 
 
-def bench_training(model, batch: int, repeats: int) -> float:
+def bench_training(model, batch: int, repeats: int, compile: bool = False) -> float:
     """Seconds per optimisation step (forward, backward, AdamW) on a (batch, block) of random text."""
     L, T = model.config.block_size, model.config.timesteps
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    forward = torch.compile(model) if compile else model
     g = torch.Generator().manual_seed(0)
     schedule = get_schedule("cosine")
     x0 = torch.randint(1, model.config.vocab_size, (batch, L), generator=g)
@@ -98,13 +104,13 @@ def bench_training(model, batch: int, repeats: int) -> float:
     def step():
         t = sample_timesteps(batch, T, g)
         xt, mask = corrupt(x0, t, T, schedule, 0, g)
-        loss = masked_ce_loss(model(xt, t), x0, mask, 0)
+        loss = masked_ce_loss(forward(xt, t), x0, mask, 0)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
 
     model.train()
-    seconds = median_time(step, repeats)
+    seconds = median_time(step, repeats, warmup=2 if compile else 1)
     model.eval()
     return seconds
 
@@ -120,7 +126,8 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def run(checkpoint=None, repeats: int = 3, train_batch: int = 16, sampling: bool = True) -> dict:
+def run(checkpoint=None, repeats: int = 3, train_batch: int = 16, sampling: bool = True,
+        compile: bool = False) -> dict:
     gemm = gemm_gflops()
     ck = load_checkpoint(checkpoint)
     torch.manual_seed(0)
@@ -133,10 +140,19 @@ def run(checkpoint=None, repeats: int = 3, train_batch: int = 16, sampling: bool
         fwd = bench_forward(model, repeats + 2)
         train_s = bench_training(model, train_batch, repeats)
         train_tokens = train_batch * L
+        fwd_int8 = bench_forward(quantize_int8(model), repeats + 2)
         entry = {"parameters": model.num_params(), "forward_ms": 1000 * fwd,
                  "forward_mfu": forward_flops(model, L) / fwd / 1e9 / gemm,
+                 "int8_forward_ms": 1000 * fwd_int8, "int8_speedup": fwd / fwd_int8,
                  "train_tokens_per_s": train_tokens / train_s,
                  "train_mfu": 3 * forward_flops(model, L) * train_batch / train_s / 1e9 / gemm}
+        if compile:  # torch.compile (Inductor): the forward, then a training step
+            fwd_c = bench_forward(torch.compile(model), repeats + 2)
+            train_c = bench_training(model, train_batch, repeats, compile=True)
+            entry.update(compiled_forward_ms=1000 * fwd_c,
+                         compiled_forward_mfu=forward_flops(model, L) / fwd_c / 1e9 / gemm,
+                         compiled_train_tokens_per_s=train_tokens / train_c,
+                         compiled_train_mfu=3 * forward_flops(model, L) * train_batch / train_c / 1e9 / gemm)
         if sampling:
             entry["sampling"] = bench_sampling(model, ck.tokenizer, ck.schedule, repeats)
             classic = entry["sampling"][-1]["seconds"]
@@ -150,11 +166,19 @@ def markdown(r: dict) -> str:
     m = r["machine"]
     lines = [f"Machine: {m['processor']}, {m['platform']}, torch {m['torch']}, {m['threads']} threads. "
              f"float32 GEMM (2048 x 2048): {r['gemm_gflops']:.1f} GFLOP/s.", "",
-             "| model | parameters | forward (256 chars) | forward MFU | training tokens/s | training MFU |",
-             "|---|---:|---:|---:|---:|---:|"]
+             "| model | parameters | forward (256 chars) | forward MFU | int8 forward | training tokens/s "
+             "| training MFU |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
     for name, e in r["models"].items():
         lines.append(f"| {name} | {e['parameters']:,} | {e['forward_ms']:.1f} ms | {e['forward_mfu']:.2f} | "
+                     f"{e['int8_forward_ms']:.1f} ms ({e['int8_speedup']:.2f}x) | "
                      f"{e['train_tokens_per_s']:,.0f} | {e['train_mfu']:.2f} |")
+    if any("compiled_forward_ms" in e for e in r["models"].values()):
+        lines += ["", "With `torch.compile` (Inductor, after its warm-up):", "",
+                  "| model | forward | forward MFU | training tokens/s | training MFU |", "|---|---:|---:|---:|---:|"]
+        lines += [f"| {name} | {e['compiled_forward_ms']:.1f} ms | {e['compiled_forward_mfu']:.2f} | "
+                  f"{e['compiled_train_tokens_per_s']:,.0f} | {e['compiled_train_mfu']:.2f} |"
+                  for name, e in r["models"].items() if "compiled_forward_ms" in e]
     for name, e in r["models"].items():
         if "sampling" not in e:
             continue

@@ -41,12 +41,13 @@ def _add_train(sub):
                  "eval_timesteps", "save_interval", "seed", "threads"):
         p.add_argument("--" + name.replace("_", "-"), type=int, help=f"({getattr(d, name)})")
     p.add_argument("--device", help="auto (cuda, mps or cpu), or a torch device")
+    p.add_argument("--compile", action="store_true", help="torch.compile the training step (a minute to warm up)")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     p.set_defaults(func=cmd_train)
 
 
 # What may change when resuming: where to write, how long to run, logging. The recipe may not.
-RESUMABLE = {"out", "max_iters", "eval_interval", "save_interval", "progress", "device", "threads"}
+RESUMABLE = {"out", "max_iters", "eval_interval", "save_interval", "progress", "device", "threads", "compile"}
 
 
 def cmd_train(args):
@@ -134,6 +135,7 @@ def cmd_prepare(args):
 def _add_sampler_args(p):
     from .sampling import STRATEGIES
 
+    p.add_argument("--int8", action="store_true", help="int8 weights for the Linear layers (CPU)")
     p.add_argument("--preset", choices=["default", "classic"], default="default",
                    help="classic = the original sampler (100 steps, low_confidence, full re-masking, t=0 pass)")
     p.add_argument("--steps", type=int)
@@ -145,7 +147,9 @@ def _add_sampler_args(p):
     p.add_argument("--top-k", type=int)
     p.add_argument("--top-p", type=float)
     p.add_argument("--block-len", type=int)
-    p.add_argument("--threshold", type=float)
+    p.add_argument("--threshold", type=float, help="also reveal every masked character this confident (1 = off)")
+    p.add_argument("--reveal-schedule", help="masks left after each step: cosine, linear, loglinear, or model "
+                                             "(the training schedule)")
 
 
 def _add_generate(sub):
@@ -169,15 +173,29 @@ def sampler_config(args):
     cfg = PRESETS[args.preset]
     names = {"steps": "steps", "temperature": "temperature", "remasking": "strategy", "remask_ratio": "remask_ratio",
              "gen_len": "gen_len", "seed": "seed", "top_k": "top_k", "top_p": "top_p", "block_len": "block_len",
-             "threshold": "threshold"}
-    return cfg.replace(**{field: getattr(args, arg) for arg, field in names.items() if getattr(args, arg) is not None})
+             "threshold": "threshold", "reveal_schedule": "reveal_schedule"}
+    given = {field: getattr(args, arg) for arg, field in names.items() if getattr(args, arg) is not None}
+    if given.get("threshold") == 1:
+        given["threshold"] = None
+    if given.get("reveal_schedule") == "model":
+        given["reveal_schedule"] = None
+    return cfg.replace(**given)
+
+
+def _with_int8(ck, int8: bool):
+    """The checkpoint with int8 Linear weights when asked (serving.quantize_int8)."""
+    if not int8:
+        return ck
+    from .serving import quantize_int8
+
+    return dataclasses.replace(ck, model=quantize_int8(ck.model))
 
 
 def cmd_generate(args):
     from .checkpoint import load_checkpoint
     from .sampling import denoise
 
-    ck = load_checkpoint(args.checkpoint)
+    ck = _with_int8(load_checkpoint(args.checkpoint), args.int8)
     cfg = sampler_config(args)
     keep_all = bool(args.gif or args.mp4)
     states, last = [], None
@@ -226,7 +244,7 @@ def cmd_sample_eval(args):
     from .data import read_text_files
     from .quality import reference_stories, sample_eval, vocabulary
 
-    ck = load_checkpoint(args.checkpoint)
+    ck = _with_int8(load_checkpoint(args.checkpoint), args.int8)
     ar = load_checkpoint(args.ar_checkpoint) if args.ar_checkpoint else None
     if ar is not None and not ar.model_config.causal:
         raise ValueError(f"{args.ar_checkpoint}: not an autoregressive (causal) checkpoint")
@@ -235,7 +253,7 @@ def cmd_sample_eval(args):
     cfg = sampler_config(args)
     seed = 0 if args.seed is None else args.seed
     result = sample_eval(ck, known, cfg, n=args.n, seed=seed, ar=ar, reference_texts=refs, progress=args.verbose)
-    result.update(checkpoint=ck.source, settings=dataclasses.asdict(cfg))
+    result.update(checkpoint=ck.source, settings=dataclasses.asdict(cfg), int8=args.int8)
     if args.json:
         print(json.dumps(result, indent=2))
         return
@@ -272,6 +290,7 @@ def _add_bench(sub):
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--train-batch", type=int, default=16)
     p.add_argument("--no-sampling", action="store_true", help="skip the sampler timings")
+    p.add_argument("--compile", action="store_true", help="also time torch.compile'd forward and training")
     p.add_argument("--json", dest="json_path", help="write the results as JSON")
     p.add_argument("--md", dest="md_path", help="write the Markdown table")
     p.set_defaults(func=cmd_bench)
@@ -281,7 +300,7 @@ def cmd_bench(args):
     from . import bench
 
     result = bench.run(args.checkpoint, repeats=args.repeats, train_batch=args.train_batch,
-                       sampling=not args.no_sampling)
+                       sampling=not args.no_sampling, compile=args.compile)
     print(bench.save(result, args.json_path, args.md_path))
 
 

@@ -34,6 +34,14 @@ class Schedule:
     def mask_prob(self, u):
         return 1 - self.alpha(u)
 
+    def time_at(self, a: float) -> float:
+        """The time u in [0, 1] at which alpha(u) = a (alpha decreases from 1 to 0): by bisection."""
+        lo, hi = 0.0, 1.0
+        for _ in range(60):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if self.alpha(mid) > a else (lo, mid)
+        return (lo + hi) / 2
+
     def elbo_weight(self, t: torch.Tensor, T: int) -> torch.Tensor:
         """Discrete-time weight w_t = (a((t-1)/T) - a(t/T)) / (1 - a(t/T)) for integer t in [1, T]."""
         t = t.double()

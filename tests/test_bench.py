@@ -1,5 +1,6 @@
 """The benchmark's arithmetic and plumbing (its numbers are measured by `python -m microdllm bench`, not here)."""
 from helpers import tiny_model
+
 from microdllm import bench
 from microdllm.config import get_preset
 from microdllm.diffusion import get_schedule
@@ -21,8 +22,13 @@ def test_sampling_rows_and_markdown(monkeypatch):
     for r in rows:
         r["vs_classic"] = 1.0
     result = {"machine": {"platform": "p", "processor": "x", "torch": "t", "threads": 1}, "gemm_gflops": 100.0,
-              "models": {"test": {"parameters": 1, "forward_ms": 1.0, "forward_mfu": 0.5, "train_tokens_per_s": 10.0,
-                                  "train_mfu": 0.4, "sampling": rows}}}
+              "models": {"test": {"parameters": 1, "forward_ms": 1.0, "forward_mfu": 0.5, "int8_forward_ms": 0.5,
+                                  "int8_speedup": 2.0, "train_tokens_per_s": 10.0, "train_mfu": 0.4,
+                                  "sampling": rows}}}
     md = bench.markdown(result)
-    assert "| test | 1 | 1.0 ms | 0.50 |" in md and md.count("\n| ") >= 4
+    assert "| test | 1 | 1.0 ms | 0.50 | 0.5 ms (2.00x) |" in md and md.count("\n| ") >= 4
+    assert "torch.compile" not in md
+    result["models"]["test"].update(compiled_forward_ms=0.8, compiled_forward_mfu=0.6,
+                                    compiled_train_tokens_per_s=12.0, compiled_train_mfu=0.45)
+    assert "| test | 0.8 ms | 0.60 | 12 | 0.45 |" in bench.markdown(result)
     assert bench.bench_training(model, batch=2, repeats=1) > 0

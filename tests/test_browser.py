@@ -65,15 +65,21 @@ def test_generate_in_the_browser(page):
 
 def test_stop_cancels_a_running_generation(page):
     page.locator("#mdl-prompt textarea").fill("Lily had a big red ball.")
+    steps = page.locator("#mdl-steps input[type=number]")
+    steps.fill("250")       # a long run (250 steps at 40 ms each), so Stop lands while it is running
+    steps.press("Enter")
     page.locator("#mdl-generate").click()
     page.locator("#mdl-canvas .mdl-canvas .mdl-mask").first.wait_for(timeout=30_000)
     page.locator("#mdl-stop").click()
     page.wait_for_function("() => document.querySelector('#mdl-status').innerText.includes('Stopped')",
                            timeout=10_000)
     page.wait_for_timeout(1000)  # nothing more arrives: the run was cancelled, not just hidden
-    assert page.locator("#mdl-final textarea").input_value() == ""
-    assert page.locator("#mdl-canvas .mdl-canvas .mdl-mask").count() > 0
-    assert "Stopped" in page.locator("#mdl-status").inner_text()
+    status = page.locator("#mdl-status").inner_text()
+    assert page.locator("#mdl-final textarea").input_value() == "", status
+    assert page.locator("#mdl-canvas .mdl-canvas .mdl-mask").count() > 0, status
+    assert "Stopped" in status
+    steps.fill("40")
+    steps.press("Enter")
 
 
 def test_forward_process_and_model_tabs(page):

@@ -4,8 +4,8 @@ import subprocess
 import sys
 
 import pytest
-
 from helpers import ROOT, story_text
+
 from microdllm.viz import count_frames
 
 
@@ -26,8 +26,18 @@ def test_generate_json_with_defaults_and_exports(tmp_path):
     assert count_frames(tmp_path / "t.gif") == count_frames(tmp_path / "t.mp4") == out["steps"] + 1
 
 
+def test_generate_int8_and_the_original_sampler_settings():
+    res = run("generate", "--prompt", "Once upon a time", "--gen-len", "30", "--int8", "--threshold", "1",
+              "--reveal-schedule", "model", "--steps", "10", "--json")
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["text"].startswith("Once upon a time") and "_" not in out["text"]
+    assert out["nfe"] == out["steps"] <= 10  # no early reveals: one evaluation per step taken
+
+
 @pytest.mark.parametrize("args, message", [
     (["--steps", "0"], "steps must be between 1 and"),
+    (["--reveal-schedule", "wavy"], "unknown reveal schedule"),
     (["--prompt", "snow\u2603man"], "unknown character"),
     (["--checkpoint", "/no/such/dir"], "no such directory"),
     (["--temperature", "-2"], ">= 0"),

@@ -4,8 +4,8 @@ import math
 
 import pytest
 import torch
-
 from helpers import ROOT, SHARED, tiny_model
+
 from microdllm.checkpoint import load_checkpoint
 from microdllm.config import get_preset
 from microdllm.model import Transformer
@@ -25,6 +25,7 @@ class Counting(torch.nn.Module):
 
     def forward(self, *a):
         self.calls += 1
+        self.times = getattr(self, "times", []) + [int(a[1]) if len(a) > 1 and a[1] is not None else None]
         return self.model(*a)
 
 
@@ -66,11 +67,36 @@ def test_invariants_for_every_strategy(lm, strategy, remask_ratio):
 
 def test_masked_count_follows_the_schedule_and_steps_are_independent_of_T(lm):
     model, tok = lm
-    states = list(denoise(model, tok, "Hi", steps=10, gen_len=40, strategy="low_confidence"))
+    model.times = []
+    states = list(denoise(model, tok, "Hi", steps=10, gen_len=40, strategy="low_confidence", threshold=None,
+                          reveal_schedule=None))  # the model's own (cosine) schedule
     masks = [s.num_masked for s in states]
     assert masks == sorted(masks, reverse=True) and masks[0] == 40 and masks[-1] == 0
     expected = [int((1 - math.cos(math.pi / 2 * (10 - i) / 10)) * 40) for i in range(1, 11)]
     assert masks[1:] == expected[: expected.index(0) + 1]  # stops as soon as nothing is masked
+    assert model.times[:3] == [100, 90, 80]                # the model is told u = 1, 0.9, 0.8 (T = 100)
+
+
+def test_linear_reveal_schedule_tells_the_model_its_training_time(lm):
+    model, tok = lm
+    model.times = []
+    states = list(denoise(model, tok, "Hi", steps=10, gen_len=40, strategy="random", threshold=None,
+                          reveal_schedule="linear"))
+    assert [s.num_masked for s in states] == [40, 36, 32, 28, 24, 20, 16, 12, 8, 4, 0]  # 4 per step
+    # Linear leaves a share u masked; the cosine-trained model saw that share at 2/pi * acos(1 - u).
+    assert model.times == [round(100 * 2 / math.pi * math.acos(1 - (10 - i) / 10)) for i in range(10)]
+
+
+def test_threshold_reveals_confident_positions_and_skips_evaluations(lm):
+    model, tok = lm
+    plain = list(denoise(model, tok, "Hi", steps=20, gen_len=40, threshold=None))
+    model.calls = 0
+    fast = list(denoise(model, tok, "Hi", steps=20, gen_len=40, threshold=0.05))
+    assert fast[-1].nfe == model.calls < plain[-1].nfe                 # fewer model evaluations
+    for s in fast[1:]:
+        revealed = [c for c, r in zip(s.confidence, s.revealed) if r]
+        assert len(revealed) >= 2 or s.nfe < s.step                   # beyond the quota of 2 ...
+    assert list(denoise(model, tok, "Hi", steps=20, gen_len=40, threshold=1.0))[-1].tokens == plain[-1].tokens
 
 
 def test_infilling_fills_only_the_masks(lm):
@@ -121,6 +147,7 @@ def test_empty_prompt_is_unconditional(lm):
     (dict(temperature=-1), ">= 0"),
     (dict(gen_len=1000), "between 1 and"),
     (dict(threshold=0), r"\(0, 1\]"),
+    (dict(reveal_schedule="wavy"), "unknown reveal schedule"),
     (dict(threshold=1.5), r"\(0, 1\]"),
     (dict(remask_ratio=2), r"\[0, 1\]"),
     (dict(strategy="magic"), "unknown remasking strategy"),

@@ -18,3 +18,18 @@ def test_one_command_trains_evaluates_writes_a_card_and_pushes(tmp_path, monkeyp
     card = (out / "README.md").read_text()
     assert card.startswith("---\n") and "nelbo_bpc" in card and "Uncurated samples" in card
     assert card.count("```text") == 3 and "loss_curve.png" in card and (out / "loss_curve.png").exists()
+
+
+def test_resume_continues_the_run_in_out(tmp_path, monkeypatch):
+    train_file, val_file = tmp_path / "train.txt", tmp_path / "valid.txt"
+    train_file.write_text(story_text(5000))
+    val_file.write_text(story_text(2000))
+    common = ["--recipe", "tiny", "--train-file", str(train_file), "--val-file", str(val_file),
+              "--out", str(tmp_path / "run"), "--batch-size", "2", "--eval-windows", "2"]
+    seen = []
+    real_train = train_space.train
+    monkeypatch.setattr(train_space, "train", lambda cfg, resume=None: seen.append(resume) or real_train(cfg, resume))
+    assert train_space.main([*common, "--max-iters", "2"]) == 0
+    assert train_space.main([*common, "--max-iters", "4", "--resume"]) == 0
+    assert seen == [None, str(tmp_path / "run")]   # the second run continued from the saved state
+    assert '"step": 4' in (tmp_path / "run" / "training_state.json").read_text()

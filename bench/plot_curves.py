@@ -15,14 +15,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
-def load(run_dir: str) -> list[dict]:
-    path = Path(run_dir) / "metrics.jsonl"
+def load(run: str) -> list[dict]:
+    """The records of a run directory's metrics.jsonl, or of a metrics .jsonl file itself."""
+    path = Path(run) if Path(run).is_file() else Path(run) / "metrics.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("runs", nargs="+", help="LABEL=RUN_DIR")
+    p.add_argument("runs", nargs="+", help="LABEL=RUN_DIR (or LABEL=metrics.jsonl)")
     p.add_argument("--out", required=True)
     p.add_argument("--title", default="Validation bits per character, same data, same budget")
     args = p.parse_args()

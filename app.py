@@ -123,6 +123,7 @@ class ModelStore:
         log.info("loaded checkpoint %s from %s (%d parameters)", ck.source, ck.path, ck.model.num_params())
         if INT8:
             ck = dataclasses.replace(ck, model=quantize_int8(ck.model))
+            log.info("serving %s with int8 Linear weights", ck.source)
         with self._lock:
             self._models[key] = ck
             others = [k for k in self._models if k not in ("", self.default_key, key)]

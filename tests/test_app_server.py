@@ -81,3 +81,12 @@ def test_unreachable_hub_falls_back_to_the_bundled_model(start_server):
         canvas, chart, status, final = client.predict(prompt=PROMPT, gen_len=12, steps=4, delay_ms=0,
                                                       api_name="/generate")
         assert status.startswith("**Done.**") and final.startswith(PROMPT)
+
+
+def test_int8_server_writes_a_story(start_server):
+    server = start_server(MICRODLLM_INT8="1")
+    client = Client(server.url, verbose=False)
+    canvas, chart, status, final = client.predict(prompt=PROMPT, gen_len=30, delay_ms=0, api_name="/generate")
+    assert status.startswith("**Done.**") and final.startswith(PROMPT) and len(final) == len(PROMPT) + 30
+    assert "_" not in final[len(PROMPT):]
+    assert "with int8 Linear weights" in server.log()

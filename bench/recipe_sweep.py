@@ -35,6 +35,9 @@ TRIALS = {
     "muonlr0.04-200": (["--muon-lr", "0.04", "--lr", "4e-3"], 200),
     "batch64-100": (["--batch-size", "64", "--warmup-iters", "50"], 100),
     "2L-200": (["--n-layer", "2"], 200),
+    # Follow-ups: 2 layers for the wall time of 4 layers' 200 steps; the 2x learning rate over 600 steps.
+    "2L-400": (["--n-layer", "2"], 400),
+    "muonlr0.04-600": (["--muon-lr", "0.04", "--lr", "4e-3"], 600),
 }
 
 

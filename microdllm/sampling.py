@@ -5,8 +5,9 @@ app, the CLI, the GIF/MP4 exporters, benchmarks and tests all consume this one s
 
 Reverse process (LLaDA, Nie et al. 2025, Alg. 4/5; MDLM, Sahoo et al. 2024, Eq. 7). Step i of
 N runs the model at time u = (N - i + 1) / N and leaves (1 - a((N - i) / N)) * n of the n
-generated positions masked, so the masked share follows the training schedule a(u) whatever N
-is. Which positions stay masked is the remasking strategy:
+generated positions masked, so the masked share follows a schedule a(u) whatever N is (the
+reveal schedule below; the model's training schedule for `classic`). Which positions stay
+masked is the remasking strategy:
 
   low_confidence  keep masked the positions whose sampled token is least probable (the original)
   margin          ... whose top-1 minus top-2 probability is smallest

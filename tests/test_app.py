@@ -101,6 +101,14 @@ def test_bad_input_warns_instead_of_raising(notes, prompt, kw, expected):
     assert len(notes["warning"]) == 1
 
 
+def test_ui_values_map_to_sampler_settings():
+    d = ui.sampler_config()
+    assert (d.threshold, d.reveal_schedule, d.steps) == (0.8, "linear", 40)            # the defaults
+    off = ui.sampler_config(threshold=1, reveal_schedule="model")
+    assert off.threshold is None and off.reveal_schedule is None                       # 1 = off; the training schedule
+    assert ui.sampler_config(threshold="0.5", reveal_schedule="cosine").threshold == 0.5
+
+
 def test_too_long_generation_is_clamped_to_the_context(notes):
     outputs = run("x" * 250, gen_len=200, steps=3)
     assert len(outputs[-1][3]) == 256

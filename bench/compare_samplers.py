@@ -11,14 +11,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from microdllm.bench import PLAIN  # noqa: E402  (64 steps, training schedule, no early reveals)
 from microdllm.checkpoint import load_checkpoint  # noqa: E402
 from microdllm.cli import DEFAULT_WORDS  # noqa: E402
 from microdllm.data import read_text_files  # noqa: E402
 from microdllm.quality import sample_eval, vocabulary  # noqa: E402
 from microdllm.sampling import DEFAULT, PRESETS  # noqa: E402
 
-# Settings before the threshold and the reveal schedule existed: the cosine training schedule, no early reveals.
-PLAIN = DEFAULT.replace(threshold=None, reveal_schedule=None, steps=64)
 CANDIDATES = {
     "classic (original: low_confidence, r=1, 100 steps, t=0 pass)": PRESETS["classic"].replace(gen_len=DEFAULT.gen_len),
     "low_confidence r=1, 64 steps": PLAIN.replace(strategy="low_confidence", remask_ratio=1.0, steps=64),

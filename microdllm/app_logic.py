@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .sampling import DEFAULT, DenoiseState, SamplerConfig, SamplingError
+from .sampling import DEFAULT, DenoiseState, SamplerConfig, SamplingError, switches
 from .tokenizer import MASK_GLYPH, CharTokenizer
 
 CSS = """
@@ -219,7 +219,6 @@ def sampler_config(*, steps=None, temperature=None, strategy=None, remask_ratio=
     """
     d = DEFAULT
     block = _number("block length", block_len, 0, int)
-    thr = _number("threshold", threshold, d.threshold or 1.0, float)
     return d.replace(
         steps=_number("steps", steps, d.steps, int),
         temperature=_number("temperature", temperature, d.temperature, float),
@@ -230,9 +229,8 @@ def sampler_config(*, steps=None, temperature=None, strategy=None, remask_ratio=
         top_p=_number("top-p", top_p, d.top_p, float),
         seed=abs(_number("seed", seed, d.seed, int)) % (2 ** 63),
         block_len=block if block > 0 else None,
-        threshold=None if thr == 1 else thr,
-        reveal_schedule=(d.reveal_schedule if reveal_schedule is None or reveal_schedule == ""
-                         else None if reveal_schedule == "model" else str(reveal_schedule)),
+        **switches(_number("threshold", threshold, d.threshold or 1.0, float),
+                   str(reveal_schedule) if reveal_schedule else d.reveal_schedule),
     )
 
 

@@ -168,18 +168,15 @@ def _add_generate(sub):
 
 
 def sampler_config(args):
-    from .sampling import PRESETS
+    from .sampling import PRESETS, switches
 
     cfg = PRESETS[args.preset]
     names = {"steps": "steps", "temperature": "temperature", "remasking": "strategy", "remask_ratio": "remask_ratio",
              "gen_len": "gen_len", "seed": "seed", "top_k": "top_k", "top_p": "top_p", "block_len": "block_len",
              "threshold": "threshold", "reveal_schedule": "reveal_schedule"}
     given = {field: getattr(args, arg) for arg, field in names.items() if getattr(args, arg) is not None}
-    if given.get("threshold") == 1:
-        given["threshold"] = None
-    if given.get("reveal_schedule") == "model":
-        given["reveal_schedule"] = None
-    return cfg.replace(**given)
+    knobs = switches(given.pop("threshold", cfg.threshold), given.pop("reveal_schedule", cfg.reveal_schedule))
+    return cfg.replace(**given, **knobs)
 
 
 def _with_int8(ck, int8: bool):

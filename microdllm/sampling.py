@@ -81,6 +81,16 @@ class SamplerConfig:
 # bits/char in 33 model evaluations, against 0.958 and 2.04 in 59 for 64 plain random steps and
 # 0.45 word share in 101 for the original sampler, which stays reachable as PRESETS["classic"].
 DEFAULT = SamplerConfig()
+TRAINING_SCHEDULE = "model"   # what the UI and the CLI call "the model's training schedule"
+
+
+def switches(threshold: float | None, reveal_schedule: str | None) -> dict:
+    """The UI's and CLI's spelling of the two knobs -> SamplerConfig fields: threshold 1 is off,
+    reveal schedule "model" is the training schedule (both None in the config)."""
+    return {"threshold": None if threshold is None or threshold == 1 else threshold,
+            "reveal_schedule": None if reveal_schedule in (None, TRAINING_SCHEDULE) else reveal_schedule}
+
+
 PRESETS = {
     "default": DEFAULT,
     "classic": SamplerConfig(steps=100, temperature=0.0, strategy="low_confidence", remask_ratio=1.0,

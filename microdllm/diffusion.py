@@ -35,7 +35,8 @@ class Schedule:
         return 1 - self.alpha(u)
 
     def time_at(self, a: float) -> float:
-        """The time u in [0, 1] at which alpha(u) = a (alpha decreases from 1 to 0): by bisection."""
+        """The time u in [0, 1] at which alpha(u) = a. Schedules below invert alpha in closed form;
+        this generic fallback bisects (alpha decreases from 1 to 0)."""
         lo, hi = 0.0, 1.0
         for _ in range(60):
             mid = (lo + hi) / 2
@@ -62,6 +63,9 @@ class CosineSchedule(Schedule):
             return torch.cos(u * (math.pi / 2))
         return math.cos(u * math.pi / 2)
 
+    def time_at(self, a: float) -> float:
+        return math.acos(min(1.0, max(0.0, a))) * 2 / math.pi
+
 
 class LinearSchedule(Schedule):
     """a(u) = 1 - u: the mask probability grows linearly (LLaDA)."""
@@ -70,6 +74,9 @@ class LinearSchedule(Schedule):
 
     def alpha(self, u):
         return 1 - u
+
+    def time_at(self, a: float) -> float:
+        return min(1.0, max(0.0, 1 - a))
 
 
 class LogLinearSchedule(Schedule):
@@ -82,6 +89,9 @@ class LogLinearSchedule(Schedule):
 
     def alpha(self, u):
         return 1 - (1 - self.eps) * u
+
+    def time_at(self, a: float) -> float:
+        return min(1.0, max(0.0, (1 - a) / (1 - self.eps)))
 
 
 SCHEDULES = {cls.name: cls for cls in (CosineSchedule, LinearSchedule, LogLinearSchedule)}

@@ -6,7 +6,7 @@ import torch
 from helpers import story_text, tiny_model
 
 from microdllm.config import ModelConfig, get_preset
-from microdllm.diffusion import SCHEDULES, corrupt, elbo_loss, get_schedule, masked_ce_loss, sample_timesteps
+from microdllm.diffusion import SCHEDULES, Schedule, corrupt, elbo_loss, get_schedule, masked_ce_loss, sample_timesteps
 from microdllm.evaluate import evaluate_autoregressive, evaluate_diffusion
 from microdllm.model import Transformer
 from microdllm.tokenizer import CharTokenizer, UnknownCharactersError, normalise
@@ -80,6 +80,16 @@ def test_schedules_run_from_clean_to_fully_masked(name):
     t = torch.arange(1, T + 1)
     total = (s.elbo_weight(t, T).double() * (1 - s.alpha(t.double() / T))).sum()
     assert float(total) == pytest.approx(s.alpha(0.0) - s.alpha(1.0), rel=1e-4)
+
+
+@pytest.mark.parametrize("name", list(SCHEDULES))
+def test_time_at_inverts_the_schedule_and_agrees_with_bisection(name):
+    s = get_schedule(name)
+    for u in (0.0, 0.1, 0.37, 0.5, 0.9, 0.999):
+        a = s.alpha(u)
+        assert s.time_at(a) == pytest.approx(u, abs=1e-9)
+        assert s.time_at(a) == pytest.approx(Schedule.time_at(s, a), abs=1e-9)  # the generic bisection
+    assert 0.0 <= s.time_at(1.5) <= s.time_at(-0.5) <= 1.0  # out-of-range values clamp to [0, 1]
 
 
 def test_corruption_is_vectorised_and_follows_the_schedule():

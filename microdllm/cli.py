@@ -42,7 +42,8 @@ def _add_train(sub):
         p.add_argument("--" + name.replace("_", "-"), type=int, help=f"({getattr(d, name)})")
     p.add_argument("--device", help="auto (cuda, mps or cpu), or a torch device")
     p.add_argument("--compile", action="store_true", help="torch.compile the training step (a minute to warm up)")
-    p.add_argument("--no-progress", dest="progress", action="store_false")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction,
+                   help="show a progress bar (on unless --no-progress; a resumed run keeps its setting)")
     p.set_defaults(func=cmd_train)
 
 

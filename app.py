@@ -54,6 +54,11 @@ FIGURES = [  # (file, label, caption) shown in the Model panel when present
     (DOCS / "muon_vs_adamw.png", "Muon vs AdamW",
      "**Muon vs AdamW, same network, data and budget** (the diffusion model, 600 steps of 32 x 256 characters): "
      "validation NELBO bits per character. See docs/experiments.md."),
+    (DOCS / "samplers.png", "Quality against model evaluations",
+     "**Fewer steps, same story quality?** Each line is one sampler at several step counts (the labels): "
+     "the share of real words and how likely the text is under the autoregressive model, against the model "
+     "evaluations spent on 200 characters. `spread` reveals the characters of one step far apart, so they "
+     "rarely have to agree within a word. See docs/experiments.md."),
 ]
 AR_SOURCE = os.environ.get("MICRODLLM_AR_CHECKPOINT",
                            str(Path(__file__).resolve().parent / "checkpoints" / "tinystories-tiny-ar"))
@@ -67,7 +72,8 @@ EXAMPLES = [
 ]
 FORWARD_SENTENCE = "Once upon a time, there was a little dog named Max. He loved to play in the sun."
 STRATEGY_INFO = ("which masked characters to reveal each step: the most confident (low_confidence, margin, "
-                 "entropy; threshold = low_confidence), random, or MDLM's ancestral sampler (none)")
+                 "entropy; threshold = low_confidence), random, random but far apart (spread), or MDLM's "
+                 "ancestral sampler (none)")
 INTRO = """# micro-dLLM: watch a diffusion language model write
 It does not write left to right. It starts from a row of masks `_ _ _` and, step by step, fills in the
 characters it chooses to commit, everywhere at once, until the story is complete. A small

@@ -14,7 +14,7 @@ import torch
 import app
 from microdllm import app_logic as ui
 from microdllm.diffusion import SCHEDULES
-from microdllm.sampling import DenoiseState
+from microdllm.sampling import DEFAULT, DenoiseState
 
 PROMPT = "Once upon a time"
 SMALL = dict(gen_len=40, steps=16, delay_ms=0)  # ~15 states, well under a second
@@ -103,7 +103,7 @@ def test_bad_input_warns_instead_of_raising(notes, prompt, kw, expected):
 
 def test_ui_values_map_to_sampler_settings():
     d = ui.sampler_config()
-    assert (d.threshold, d.reveal_schedule, d.steps) == (0.8, "linear", 40)            # the defaults
+    assert d == DEFAULT                                                                # the defaults
     off = ui.sampler_config(threshold=1, reveal_schedule="model")
     assert off.threshold is None and off.reveal_schedule is None                       # 1 = off; the training schedule
     assert ui.sampler_config(threshold="0.5", reveal_schedule="cosine").threshold == 0.5
@@ -294,3 +294,8 @@ def test_compare_without_a_baseline_warns(notes, monkeypatch, tmp_path):
     monkeypatch.setattr(app, "AR_SOURCE", str(tmp_path / "none"))
     assert list(app.compare(PROMPT, gen_len=10)) == []
     assert "No autoregressive baseline" in notes["warning"][-1]
+
+
+def test_model_panel_figures_are_committed():
+    assert [p.name for p, _, _ in app.FIGURES] == ["diffusion_vs_ar.png", "muon_vs_adamw.png", "samplers.png"]
+    assert all(p.is_file() and p.stat().st_size > 10_000 for p, _, _ in app.FIGURES)

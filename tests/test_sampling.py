@@ -10,7 +10,7 @@ from microdllm.checkpoint import load_checkpoint
 from microdllm.config import get_preset
 from microdllm.model import Transformer
 from microdllm.original import import_original
-from microdllm.sampling import PRESETS, STRATEGIES, denoise, generate
+from microdllm.sampling import PRESETS, STRATEGIES, denoise, generate, spread_out
 
 FIXTURE = ROOT / "tests" / "fixtures" / "original-imported"
 ORIGINAL = SHARED / "fixtures" / "original-checkpoint"
@@ -115,6 +115,26 @@ def test_block_decoding_goes_left_to_right(lm):
         revealed = [i for i, r in enumerate(s.revealed) if r]
         if revealed:  # each step works inside one block of 8 positions
             assert (revealed[0] - 1) // 8 == (revealed[-1] - 1) // 8
+
+
+def test_spread_out_keeps_picks_apart_and_still_fills_its_quota():
+    score = torch.rand(100, generator=torch.Generator().manual_seed(0))
+    allowed = torch.ones(100, dtype=torch.bool)
+    picks = spread_out(score, 10, allowed).nonzero().squeeze(-1).tolist()
+    assert len(picks) == 10 and min(b - a for a, b in zip(picks, picks[1:])) >= 5   # half of 100 / 10
+    allowed[::3] = False                                                          # only some positions open
+    picks = spread_out(score, 60, allowed)
+    assert int(picks.sum()) == 60 and not (picks & ~allowed).any()                # too many to keep apart
+    assert spread_out(score, 0, allowed).sum() == 0
+
+
+def test_spread_reveals_characters_far_apart_in_each_step(lm):
+    model, tok = lm
+    states = list(denoise(model, tok, "", strategy="spread", steps=8, gen_len=64, threshold=None,
+                          reveal_schedule="linear"))
+    first = [i for i, r in enumerate(states[1].revealed) if r]
+    assert len(first) == 8 and min(b - a for a, b in zip(first, first[1:])) >= 4   # half of 64 / 8
+    assert states[-1].num_masked == 0
 
 
 def test_threshold_stops_as_soon_as_nothing_is_masked(lm):

@@ -31,4 +31,11 @@ def test_sampling_rows_and_markdown(monkeypatch):
     result["models"]["test"].update(compiled_forward_ms=0.8, compiled_forward_mfu=0.6,
                                     compiled_train_tokens_per_s=12.0, compiled_train_mfu=0.45)
     assert "| test | 0.8 ms | 0.60 | 12 | 0.45 |" in bench.markdown(result)
-    assert bench.bench_training(model, batch=2, repeats=1) > 0
+    seconds, gemm = bench.bench_training(model, batch=2, repeats=1)
+    assert seconds > 0 and gemm > 0
+
+
+def test_paired_time_times_the_function_and_the_gemm_alternately():
+    calls = []
+    seconds, gemm = bench.paired_time(lambda: calls.append(1), repeats=3, warmup=1, n=64)
+    assert len(calls) == 4 and seconds >= 0 and gemm > 0

@@ -375,7 +375,7 @@ def build_demo(checkpoint_source: str | None = None) -> gr.Blocks:
                                                  info="share of written characters that may be masked again "
                                                       "(confidence strategies)")
                         threshold = gr.Slider(0.05, 1, value=DEFAULT.threshold or 1, step=0.05,
-                                              label="Reveal early above confidence",
+                                              elem_id="mdl-threshold", label="Reveal early above confidence",
                                               info="also reveal every character the model is at least this sure "
                                                    "of: fewer model evaluations (1 = off)")
                         with gr.Accordion("Advanced", open=False):

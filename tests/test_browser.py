@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from microdllm.sampling import DEFAULT
+
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 PROMPT = "One day, Tom and his dog went to the park."
@@ -68,6 +70,9 @@ def test_stop_cancels_a_running_generation(page):
     steps = page.locator("#mdl-steps input[type=number]")
     steps.fill("250")       # a long run (250 steps at 40 ms each), so Stop lands while it is running
     steps.press("Enter")
+    threshold = page.locator("#mdl-threshold input[type=number]")
+    threshold.fill("1")     # no early reveals: a confident model would otherwise finish in a few steps
+    threshold.press("Enter")
     page.locator("#mdl-generate").click()
     page.locator("#mdl-canvas .mdl-canvas .mdl-mask").first.wait_for(timeout=30_000)
     page.locator("#mdl-stop").click()
@@ -78,8 +83,10 @@ def test_stop_cancels_a_running_generation(page):
     assert page.locator("#mdl-final textarea").input_value() == "", status
     assert page.locator("#mdl-canvas .mdl-canvas .mdl-mask").count() > 0, status
     assert "Stopped" in status
-    steps.fill("40")
+    steps.fill(str(DEFAULT.steps))   # back to the defaults for the tests that follow
     steps.press("Enter")
+    threshold.fill(str(DEFAULT.threshold))
+    threshold.press("Enter")
 
 
 def test_forward_process_and_model_tabs(page):

@@ -62,10 +62,13 @@ CANDIDATES = {
     "random, linear, threshold 0.6, 128 steps": PLAIN.replace(reveal_schedule="linear", threshold=0.6, steps=128),
     # Reveals kept apart within a step (`spread`): parallel decoding's factorisation error shrinks.
     "spread r=0, 64 steps": PLAIN.replace(strategy="spread"),
-    **{f"spread, linear, threshold 0.8, {n} steps{' (the default)' if n == DEFAULT.steps else ''}":
-       DEFAULT.replace(strategy="spread", steps=n) for n in (40, 32, 24, 20, 16, 12)},
-    "spread, linear, no threshold, 20 steps": DEFAULT.replace(strategy="spread", steps=20, threshold=None),
+    **{f"spread, linear, threshold 0.8, {n} steps": PLAIN.replace(strategy="spread", reveal_schedule="linear",
+                                                                   threshold=0.8, steps=n)
+       for n in (40, 32, 24, 20, 16, 12)},
+    "spread, linear, no threshold, 20 steps": PLAIN.replace(strategy="spread", reveal_schedule="linear", steps=20),
 }
+# Mark the app's default wherever it is among the candidates.
+CANDIDATES = {f"{name} (the default)" if cfg == DEFAULT else name: cfg for name, cfg in CANDIDATES.items()}
 
 
 def main():

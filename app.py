@@ -219,6 +219,12 @@ def generate(prompt, mode="continue", gen_len=DEFAULT.gen_len, steps=DEFAULT.ste
             it.close()
 
 
+def after_run(status_text):
+    """After every run, also a stopped one: a run that ended mid-way says it was stopped, and where."""
+    line = ui.stopped_line(status_text or "")
+    return line if line is not None else gr.skip()
+
+
 def export_trace(trace):
     """Render the last run's states as a GIF and an MP4 (microdllm.viz); returns two file paths."""
     if not trace:
@@ -464,7 +470,12 @@ def build_demo(checkpoint_source: str | None = None) -> gr.Blocks:
         gen_event = gr.on([generate_btn.click, prompt.submit], generate, inputs=gen_inputs,
                           outputs=[canvas, chart, status, final, trace], api_name="generate",
                           show_progress="hidden", concurrency_id="model")
+        # Stop cancels the run. The browser may still apply a frame that was in flight after the stop's
+        # own "Stopped." arrives, so the status is settled once more after the run has ended for good
+        # (a .then runs after the browser has dropped the cancelled stream).
         stop_btn.click(lambda: "Stopped.", outputs=status, cancels=[gen_event], concurrency_limit=None,
+                       api_visibility="private")
+        gen_event.then(after_run, inputs=status, outputs=status, show_progress="hidden", concurrency_limit=None,
                        api_visibility="private")
         gr.on([cmp_btn.click, cmp_prompt.submit], compare,
               inputs=[cmp_prompt, cmp_len, cmp_temp, cmp_seed, cmp_delay, model_key],

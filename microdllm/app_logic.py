@@ -3,6 +3,7 @@
   render_state      one DenoiseState -> HTML, a span per character, coloured by role
   mask_chart_svg    masks remaining per step -> a small inline SVG line chart
   status_line       one line of progress: step, masks left, model evaluations, characters/s
+  stopped_line      the status after a run that ended mid-way (Stop)
   prepare_prompt    check / clean a prompt or infilling template; say what is wrong in words
   sampler_config    slider values (possibly None or strings from the API) -> SamplerConfig
   forward_view      the forward (noising) process on a sentence at time t, and the schedule curve
@@ -138,6 +139,17 @@ def status_line(state: DenoiseState) -> str:
     masks = state.num_masked
     return (f"Step {state.step} of {state.total_steps} · {masks} mask{'s' * (masks != 1)} left · "
             f"{state.nfe} model evaluation{'s' * (state.nfe != 1)} · {rate}")
+
+
+def stopped_line(status: str) -> str | None:
+    """The status to show once a run has ended: None if it finished or failed (its line stays).
+
+    A run that ended while its status still reads 'Step k of N ...' was stopped mid-way; the line says
+    so, and keeps where it stopped.
+    """
+    if not status.startswith("Step "):
+        return None
+    return f"**Stopped** at step {status.removeprefix('Step ')}"
 
 
 # ---------------------------------------------------------------------------------------------

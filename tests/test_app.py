@@ -154,6 +154,15 @@ def test_status_and_chart():
     assert svg.count("<polyline") == 1 and "<circle" in svg
 
 
+def test_a_run_that_ends_mid_way_says_it_was_stopped():
+    running = ui.status_line(dataclasses.replace(state("ab__", fixed={0}, masked={2, 3}), elapsed=0.5))
+    assert ui.stopped_line(running) == "**Stopped** at step 1 of 2 · 2 masks left · 1 model evaluation · 2 characters/s"
+    done = ui.status_line(dataclasses.replace(state("abcd", fixed={0}), elapsed=0.5, done=True))
+    assert done.startswith("**Done.**")
+    for ended in (done, "⚠️ The prompt is empty.", "Stopped.", ""):
+        assert ui.stopped_line(ended) is None   # finished, failed or already stopped: the line stays
+
+
 def test_forward_process_masks_more_as_t_grows(notes):
     sentence = "Lily saw a big red ball."
     counts = []

@@ -9,6 +9,7 @@ Environment
     MICRODLLM_HUB_TIMEOUT  seconds to wait for the Hub before falling back to the bundled model (5)
     MICRODLLM_THREADS      torch threads per process (default: cores / concurrent generations, 1 to 4)
     MICRODLLM_INT8         1 = int8 weights for the Linear layers (CPU; see docs/performance.md)
+    MICRODLLM_COMPILE      1 = model evaluations through torch.compile (faster; each model loads seconds slower)
     GRADIO_SERVER_NAME / GRADIO_SERVER_PORT   where to serve (127.0.0.1:7860)
 
 Layout of this file: model loading, then the event handlers (plain functions and generators),
@@ -36,13 +37,14 @@ from microdllm import app_logic as ui
 from microdllm.checkpoint import Checkpoint, load_checkpoint
 from microdllm.diffusion import SCHEDULES
 from microdllm.sampling import DEFAULT, MAX_STEPS, STRATEGIES, SamplingError, denoise, left_to_right
-from microdllm.serving import default_threads, quantize_int8
+from microdllm.serving import compile_model, default_threads, quantize_int8
 
 log = logging.getLogger("microdllm.app")
 
 CONCURRENCY = 2          # generations at once: a free Space has 2 vCPUs
 HUB_TIMEOUT = float(os.environ.get("MICRODLLM_HUB_TIMEOUT", "5"))
 INT8 = os.environ.get("MICRODLLM_INT8", "").lower() in ("1", "true", "yes")
+COMPILE = os.environ.get("MICRODLLM_COMPILE", "").lower() in ("1", "true", "yes")
 MAX_TRACE = MAX_STEPS + 2
 EXPORT_FRAMES = 80       # at most this many frames in an exported GIF / MP4
 DOCS = Path(__file__).resolve().parent / "docs"
@@ -130,6 +132,13 @@ class ModelStore:
         if INT8:
             ck = dataclasses.replace(ck, model=quantize_int8(ck.model))
             log.info("serving %s with int8 Linear weights", ck.source)
+        if COMPILE:
+            t0 = time.monotonic()
+            try:
+                ck = dataclasses.replace(ck, model=compile_model(ck.model, warmup_len=ck.model.config.block_size))
+                log.info("compiled %s in %.1f s", ck.source, time.monotonic() - t0)
+            except Exception as e:  # noqa: BLE001 - e.g. no C++ compiler: serve the eager model
+                log.warning("could not compile %s (%s); serving it uncompiled", ck.source, _one_line(e))
         with self._lock:
             self._models[key] = ck
             others = [k for k in self._models if k not in ("", self.default_key, key)]

@@ -137,6 +137,8 @@ def _add_sampler_args(p):
     from .sampling import STRATEGIES
 
     p.add_argument("--int8", action="store_true", help="int8 weights for the Linear layers (CPU)")
+    p.add_argument("--compile", action="store_true",
+                   help="model evaluations through torch.compile (faster after a warm-up of seconds)")
     p.add_argument("--preset", choices=["default", "classic"], default="default",
                    help="classic = the original sampler (100 steps, low_confidence, full re-masking, t=0 pass)")
     p.add_argument("--steps", type=int)
@@ -180,20 +182,21 @@ def sampler_config(args):
     return cfg.replace(**given, **knobs)
 
 
-def _with_int8(ck, int8: bool):
-    """The checkpoint with int8 Linear weights when asked (serving.quantize_int8)."""
-    if not int8:
-        return ck
-    from .serving import quantize_int8
+def _served(ck, args):
+    """The checkpoint as asked to serve it: int8 Linear weights and/or compiled evaluations (serving.py)."""
+    from .serving import compile_model, quantize_int8
 
-    return dataclasses.replace(ck, model=quantize_int8(ck.model))
+    model = quantize_int8(ck.model) if args.int8 else ck.model
+    if args.compile:
+        model = compile_model(model)
+    return dataclasses.replace(ck, model=model)
 
 
 def cmd_generate(args):
     from .checkpoint import load_checkpoint
     from .sampling import denoise
 
-    ck = _with_int8(load_checkpoint(args.checkpoint), args.int8)
+    ck = _served(load_checkpoint(args.checkpoint), args)
     cfg = sampler_config(args)
     keep_all = bool(args.gif or args.mp4)
     states, last = [], None
@@ -242,7 +245,7 @@ def cmd_sample_eval(args):
     from .data import read_text_files
     from .quality import reference_stories, sample_eval, vocabulary
 
-    ck = _with_int8(load_checkpoint(args.checkpoint), args.int8)
+    ck = _served(load_checkpoint(args.checkpoint), args)
     ar = load_checkpoint(args.ar_checkpoint) if args.ar_checkpoint else None
     if ar is not None and not ar.model_config.causal:
         raise ValueError(f"{args.ar_checkpoint}: not an autoregressive (causal) checkpoint")
@@ -251,7 +254,8 @@ def cmd_sample_eval(args):
     cfg = sampler_config(args)
     seed = 0 if args.seed is None else args.seed
     result = sample_eval(ck, known, cfg, n=args.n, seed=seed, ar=ar, reference_texts=refs, progress=args.verbose)
-    result.update(checkpoint=ck.source, settings=dataclasses.asdict(cfg), int8=args.int8)
+    result.update(checkpoint=ck.source, settings=dataclasses.asdict(cfg), int8=args.int8,
+                  compiled=args.compile)
     if args.json:
         print(json.dumps(result, indent=2))
         return

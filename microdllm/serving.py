@@ -1,7 +1,7 @@
-"""Serving options for small CPU machines: threads, and int8 weights for the Linear layers.
+"""Serving options for small CPU machines: threads, compiled evaluations, int8 Linear weights.
 
 Sampling already runs under `torch.inference_mode()` (see `sampling.py`); these are the knobs
-left to whoever serves the model. Both are measured in docs/performance.md.
+left to whoever serves the model. All are measured in docs/performance.md.
 """
 from __future__ import annotations
 
@@ -39,3 +39,23 @@ def quantize_int8(model: nn.Module) -> nn.Module:
     quantized.num_params = lambda: n   # packed int8 weights are not parameters; report the model's size
     quantized.int8 = True
     return quantized
+
+
+def compile_model(model: nn.Module, warmup_len: int | None = None) -> nn.Module:
+    """`model` under torch.compile (Inductor): the same matmuls, with the norms, RoPE and activations
+    around them fused into a few kernels. In eager mode those small element-wise ops cost about a
+    tenth of a `micro` evaluation on two cores; compiled, an evaluation runs at about 0.87 of the
+    machine's GEMM rate instead of 0.79 (docs/performance.md).
+
+    Compiled with dynamic shapes, so one graph serves every prompt length. Compiling takes seconds
+    (about 15 s for `micro` on two cores); `warmup_len` pays for it now with one evaluation of that
+    many tokens, instead of in the first request. Needs a C++ compiler on the CPU.
+    """
+    compiled = torch.compile(model, dynamic=True)
+    if warmup_len:
+        cfg = model.config
+        with torch.inference_mode():
+            device = next(model.parameters()).device
+            compiled(torch.zeros(1, warmup_len, dtype=torch.long, device=device),
+                     torch.full((1,), cfg.timesteps // 2, device=device))
+    return compiled

@@ -58,13 +58,18 @@ def gemm_gflops(n: int = 2048, repeats: int = 5) -> float:
     return 2 * n**3 / median_time(lambda: torch.mm(a, b), repeats) / 1e9
 
 
-def paired_time(fn, repeats: int, warmup: int = 1, n: int = 2048) -> tuple[float, float]:
+def paired_time(fn, repeats: int, warmup: int = 1, n: int = 2048, warmup_s: float = 1.0) -> tuple[float, float]:
     """Median seconds of fn, and the median float32 GEMM rate (GFLOP/s) timed just before each of
     its runs: a share of the GEMM rate computed from these two was measured under the same load,
-    however the shared machine's speed drifts during the benchmark."""
+    however the shared machine's speed drifts during the benchmark.
+
+    The warm-up runs fn at least `warmup` times and for at least `warmup_s` seconds: a fresh
+    process's first second of small forwards runs up to 25% slower (allocator and caches settling)."""
     a, b = torch.randn(n, n), torch.randn(n, n)
-    for _ in range(warmup):
+    start, done = time.perf_counter(), 0
+    while done < warmup or time.perf_counter() - start < warmup_s:
         fn()
+        done += 1
     times, rates = [], []
     for _ in range(repeats):
         t0 = time.perf_counter()

@@ -1,4 +1,6 @@
 """The benchmark's arithmetic and plumbing (its numbers are measured by `python -m microdllm bench`, not here)."""
+import time
+
 from helpers import tiny_model
 
 from microdllm import bench
@@ -37,5 +39,8 @@ def test_sampling_rows_and_markdown(monkeypatch):
 
 def test_paired_time_times_the_function_and_the_gemm_alternately():
     calls = []
-    seconds, gemm = bench.paired_time(lambda: calls.append(1), repeats=3, warmup=1, n=64)
+    seconds, gemm = bench.paired_time(lambda: calls.append(1), repeats=3, warmup=1, n=64, warmup_s=0)
     assert len(calls) == 4 and seconds >= 0 and gemm > 0
+    stamps = []
+    bench.paired_time(lambda: stamps.append(time.perf_counter()), repeats=3, warmup=1, n=64, warmup_s=0.05)
+    assert len(stamps) > 4 and stamps[-4] - stamps[0] >= 0.05   # the warm-up lasts its seconds, then 3 timed runs

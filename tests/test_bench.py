@@ -43,4 +43,5 @@ def test_paired_time_times_the_function_and_the_gemm_alternately():
     assert len(calls) == 4 and seconds >= 0 and gemm > 0
     stamps = []
     bench.paired_time(lambda: stamps.append(time.perf_counter()), repeats=3, warmup=1, n=64, warmup_s=0.05)
-    assert len(stamps) > 4 and stamps[-4] - stamps[0] >= 0.05   # the warm-up lasts its seconds, then 3 timed runs
+    # the warm-up ran for its 0.05 s (several calls), and only then the 3 timed runs began
+    assert len(stamps) > 4 and stamps[-3] - stamps[0] >= 0.045

@@ -36,7 +36,7 @@ import torch
 from microdllm import app_logic as ui
 from microdllm.checkpoint import Checkpoint, load_checkpoint
 from microdllm.diffusion import SCHEDULES
-from microdllm.sampling import DEFAULT, MAX_STEPS, STRATEGIES, SamplingError, denoise, left_to_right
+from microdllm.sampling import DEFAULT, MAX_POLISH, MAX_STEPS, STRATEGIES, SamplingError, denoise, left_to_right
 from microdllm.serving import compile_model, default_threads, quantize_int8
 
 log = logging.getLogger("microdllm.app")
@@ -45,7 +45,7 @@ CONCURRENCY = 2          # generations at once: a free Space has 2 vCPUs
 HUB_TIMEOUT = float(os.environ.get("MICRODLLM_HUB_TIMEOUT", "5"))
 INT8 = os.environ.get("MICRODLLM_INT8", "").lower() in ("1", "true", "yes")
 COMPILE = os.environ.get("MICRODLLM_COMPILE", "").lower() in ("1", "true", "yes")
-MAX_TRACE = MAX_STEPS + 2
+MAX_TRACE = MAX_STEPS + MAX_POLISH + 2
 EXPORT_FRAMES = 80       # at most this many frames in an exported GIF / MP4
 DOCS = Path(__file__).resolve().parent / "docs"
 FIGURES = [  # (file, label, caption) shown in the Model panel when present
@@ -172,7 +172,7 @@ def generate(prompt, mode="continue", gen_len=DEFAULT.gen_len, steps=DEFAULT.ste
              temperature=DEFAULT.temperature, strategy=DEFAULT.strategy, remask_ratio=DEFAULT.remask_ratio,
              top_k=DEFAULT.top_k, top_p=DEFAULT.top_p, block_len=0, threshold=DEFAULT.threshold,
              reveal_schedule=DEFAULT.reveal_schedule, seed=DEFAULT.seed, drop_unknown=True, delay_ms=0,
-             model_key=""):
+             model_key="", polish=DEFAULT.polish):
     """Stream the sampler: yields (canvas HTML, chart SVG, status, final text, trace) once per state.
 
     The final text is empty until the run is done; the trace (all states, for export) is set at the end.
@@ -193,7 +193,7 @@ def generate(prompt, mode="continue", gen_len=DEFAULT.gen_len, steps=DEFAULT.ste
         cfg = ui.sampler_config(steps=steps, temperature=temperature, strategy=strategy,
                                 remask_ratio=remask_ratio, gen_len=gen_len, top_k=top_k, top_p=top_p,
                                 seed=seed, block_len=block_len, threshold=threshold,
-                                reveal_schedule=reveal_schedule)
+                                reveal_schedule=reveal_schedule, polish=polish)
         prep = ui.prepare_prompt(ck.tokenizer, prompt, infill, bool(drop_unknown),
                                  ck.model.config.block_size, cfg.gen_len)
         for level, message in prep.messages:
@@ -393,6 +393,10 @@ def build_demo(checkpoint_source: str | None = None) -> gr.Blocks:
                                               elem_id="mdl-threshold", label="Reveal early above confidence",
                                               info="also reveal every character the model is at least this sure "
                                                    "of: fewer model evaluations (1 = off)")
+                        polish = gr.Slider(0, MAX_POLISH, value=DEFAULT.polish, step=1, precision=0,
+                                           elem_id="mdl-polish", label="Polish passes",
+                                           info="when the draft is complete, re-read it in this many passes and "
+                                                "fix the characters the model is sure are wrong (0 = off)")
                         with gr.Accordion("Advanced", open=False):
                             top_k = gr.Slider(0, ck.tokenizer.vocab_size, value=DEFAULT.top_k, step=1, precision=0,
                                               label="Top-k", info="0 = off")
@@ -475,7 +479,7 @@ def build_demo(checkpoint_source: str | None = None) -> gr.Blocks:
 
         # Events
         gen_inputs = [prompt, mode, gen_len, steps, temperature, strategy, remask_ratio, top_k, top_p,
-                      block_len, threshold, reveal_schedule, seed, drop_unknown, delay_ms, model_key]
+                      block_len, threshold, reveal_schedule, seed, drop_unknown, delay_ms, model_key, polish]
         gen_event = gr.on([generate_btn.click, prompt.submit], generate, inputs=gen_inputs,
                           outputs=[canvas, chart, status, final, trace], api_name="generate",
                           show_progress="hidden", concurrency_id="model")

@@ -66,6 +66,10 @@ CANDIDATES = {
                                                                    threshold=0.8, steps=n)
        for n in (40, 32, 24, 20, 16, 12)},
     "spread, linear, no threshold, 20 steps": PLAIN.replace(strategy="spread", reveal_schedule="linear", steps=20),
+    # Polish passes (a corrector): when the draft is done, re-read every K-th written character.
+    **{f"spread, linear, threshold 0.8, {n} steps + {k} polish passes": PLAIN.replace(
+        strategy="spread", reveal_schedule="linear", threshold=0.8, steps=n, polish=k)
+       for n, k in ((20, 4), (20, 6), (16, 4), (16, 6), (12, 4), (12, 6), (12, 8), (8, 6), (8, 8))},
 }
 # Mark the app's default wherever it is among the candidates.
 CANDIDATES = {f"{name} (the default)" if cfg == DEFAULT else name: cfg for name, cfg in CANDIDATES.items()}

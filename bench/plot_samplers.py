@@ -29,6 +29,8 @@ def family(settings: dict) -> str:
     parts.append(f"threshold {settings['threshold']}" if settings["threshold"] else "no threshold")
     if settings["temperature"]:
         parts.append(f"T={settings['temperature']:g}")
+    if settings.get("polish"):
+        parts.append(f"+ {settings['polish']} polish passes")
     return ", ".join(parts)
 
 

@@ -137,7 +137,8 @@ def status_line(state: DenoiseState) -> str:
         return (f"**Done.** {state.generated} characters in {state.step} steps · "
                 f"{state.nfe} model evaluations · {compute_s:.2f} s of compute · {rate}")
     masks = state.num_masked
-    return (f"Step {state.step} of {state.total_steps} · {masks} mask{'s' * (masks != 1)} left · "
+    left = f"{masks} mask{'s' * (masks != 1)} left" if masks or not state.step else "polishing the draft"
+    return (f"Step {state.step} of {state.total_steps} · {left} · "
             f"{state.nfe} model evaluation{'s' * (state.nfe != 1)} · {rate}")
 
 
@@ -224,7 +225,7 @@ def _number(name: str, value, default, cast):
 
 def sampler_config(*, steps=None, temperature=None, strategy=None, remask_ratio=None, gen_len=None,
                    top_k=None, top_p=None, seed=None, block_len=None, threshold=None,
-                   reveal_schedule=None) -> SamplerConfig:
+                   reveal_schedule=None, polish=None) -> SamplerConfig:
     """UI / API values -> SamplerConfig (None = the default). Range checks are left to the sampler.
 
     A threshold of 1 switches early reveals off; reveal_schedule "model" is the model's training schedule.
@@ -241,6 +242,7 @@ def sampler_config(*, steps=None, temperature=None, strategy=None, remask_ratio=
         top_p=_number("top-p", top_p, d.top_p, float),
         seed=abs(_number("seed", seed, d.seed, int)) % (2 ** 63),
         block_len=block if block > 0 else None,
+        polish=_number("polish passes", polish, d.polish, int),
         **switches(_number("threshold", threshold, d.threshold or 1.0, float),
                    str(reveal_schedule) if reveal_schedule else d.reveal_schedule),
     )

@@ -27,10 +27,10 @@ from .serving import compile_model, quantize_int8
 
 # Each strategy at 64 steps on the training schedule without early reveals; PLAIN (random order)
 # was the default before issue #6 and is the quality reference for the faster default.
-PLAIN = DEFAULT.replace(strategy="random", steps=64, threshold=None, reveal_schedule=None)
+PLAIN = DEFAULT.replace(strategy="random", steps=64, threshold=None, reveal_schedule=None, polish=0)
 STRATEGY_RUNS = {
     f"default ({DEFAULT.strategy}, {DEFAULT.reveal_schedule} reveals, threshold {DEFAULT.threshold}, "
-    f"{DEFAULT.steps} steps)": DEFAULT,
+    f"{DEFAULT.steps} steps, {DEFAULT.polish} polish passes)": DEFAULT,
     "random r=0, 64 steps (the default before #6)": PLAIN,
     "spread r=0, 64 steps": PLAIN.replace(strategy="spread"),
     "low_confidence r=0, 64 steps": PLAIN.replace(strategy="low_confidence"),

@@ -151,6 +151,7 @@ def _add_sampler_args(p):
     p.add_argument("--top-p", type=float)
     p.add_argument("--block-len", type=int)
     p.add_argument("--threshold", type=float, help="also reveal every masked character this confident (1 = off)")
+    p.add_argument("--polish", type=int, help="passes that re-read the finished draft and fix typos (0 = off)")
     p.add_argument("--reveal-schedule", help="masks left after each step: cosine, linear, loglinear, or model "
                                              "(the training schedule)")
 
@@ -176,7 +177,7 @@ def sampler_config(args):
     cfg = PRESETS[args.preset]
     names = {"steps": "steps", "temperature": "temperature", "remasking": "strategy", "remask_ratio": "remask_ratio",
              "gen_len": "gen_len", "seed": "seed", "top_k": "top_k", "top_p": "top_p", "block_len": "block_len",
-             "threshold": "threshold", "reveal_schedule": "reveal_schedule"}
+             "threshold": "threshold", "reveal_schedule": "reveal_schedule", "polish": "polish"}
     given = {field: getattr(args, arg) for arg, field in names.items() if getattr(args, arg) is not None}
     knobs = switches(given.pop("threshold", cfg.threshold), given.pop("reveal_schedule", cfg.reveal_schedule))
     return cfg.replace(**given, **knobs)

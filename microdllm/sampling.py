@@ -31,6 +31,12 @@ Two knobs make a run shorter without changing what the model sees:
                   for the model's training schedule. The model is always told the time at which
                   its training schedule leaves that many masks.
 
+After the last mask is gone, `polish` K > 0 re-reads the draft (a corrector, in the spirit of
+ReMDM's remasking): pass j of K masks every K-th written character (offset j), so each is
+re-predicted with the other (K - 1) / K of the text in view, and replaced when the model gives
+another character more than POLISH_CONFIDENCE. One model evaluation per pass; it fixes the
+typos that parallel decoding leaves ("litttle", "wast"). Prompt characters are never touched.
+
 `remask_ratio` r scales how much already-revealed text the confidence strategies may re-open:
 with r > 0 revealed tokens are re-predicted every step (the original's refinement) and up to
 floor(r * revealed) of the least confident may be re-masked; r = 0 commits a revealed token for
@@ -52,7 +58,9 @@ from .tokenizer import MASK_GLYPH, CharTokenizer
 STRATEGIES = ("low_confidence", "margin", "entropy", "random", "spread", "none", "threshold")
 CONFIDENCE_STRATEGIES = ("low_confidence", "margin", "entropy", "random", "spread")
 SPREAD_GAP = 0.5   # `spread`: reveals in one step are >= this share of their mean spacing apart
+POLISH_CONFIDENCE = 0.5   # a polish pass replaces a character only with one the model gives more than this
 MAX_STEPS = 1000
+MAX_POLISH = 16
 
 
 class SamplingError(ValueError):
@@ -73,6 +81,7 @@ class SamplerConfig:
     threshold: float | None = 0.8   # also reveal every masked position this confident; None or 1 = off
     reveal_schedule: str | None = "linear"  # masks left after each step; None = the training schedule
     final_pass: bool = False        # the original's extra greedy pass at t = 0
+    polish: int = 0                 # passes that re-read the finished draft and fix typos (0 = off)
 
     def replace(self, **changes) -> "SamplerConfig":
         return dataclasses.replace(self, **changes)
@@ -112,7 +121,7 @@ class DenoiseState:
     tokens: tuple[int, ...]
     text: str                       # mask glyph `_` where masked
     masked: tuple[bool, ...]
-    revealed: tuple[bool, ...]      # unmasked by this step
+    revealed: tuple[bool, ...]      # unmasked by this step (a polish pass: rewritten by it)
     remasked: tuple[bool, ...]      # visible before this step, masked after it
     confidence: tuple[float, ...]   # the model's confidence in each position's current token (nan: never predicted)
     fixed: tuple[bool, ...]         # prompt / template characters: never change
@@ -151,6 +160,8 @@ def validate(cfg: SamplerConfig, prompt_len: int, block_size: int, n_masks: int 
                             f"choose one of: {', '.join(SCHEDULES)}")
     if not 0 <= cfg.remask_ratio <= 1:
         raise SamplingError(f"remasking ratio must be in [0, 1], got {cfg.remask_ratio}")
+    if not 0 <= cfg.polish <= MAX_POLISH:
+        raise SamplingError(f"polish passes must be between 0 and {MAX_POLISH}, got {cfg.polish}")
     if cfg.block_len is not None and cfg.block_len < 1:
         raise SamplingError(f"block length must be >= 1, got {cfg.block_len}")
     if n_masks is not None:  # infilling: the template decides the length
@@ -310,7 +321,8 @@ def _steps(model, tokenizer: CharTokenizer, prompt: str, cfg: SamplerConfig, inf
     g = torch.Generator().manual_seed(cfg.seed)
     reopen = cfg.strategy in CONFIDENCE_STRATEGIES and cfg.remask_ratio > 0
     blocks = _blocks(editable, cfg.block_len, cfg.steps)
-    total = sum(n for _, n in blocks) + cfg.final_pass
+    passes = min(cfg.polish, len(editable))
+    total = sum(n for _, n in blocks) + cfg.final_pass + passes
     nfe, step = 0, 0
 
     def state(prev: torch.Tensor, u: float, done: bool) -> DenoiseState:
@@ -361,7 +373,7 @@ def _steps(model, tokenizer: CharTokenizer, prompt: str, cfg: SamplerConfig, inf
             # else: nothing may change this step, so the model is not called.
             step += 1
             finished = not bool((x == mask_id).any()) and (not reopen or (b == len(blocks) - 1 and i == n_steps))
-            yield state(prev, u_next, done=finished and not cfg.final_pass)
+            yield state(prev, u_next, done=finished and not cfg.final_pass and not passes)
             if finished and not reopen:
                 break
     if cfg.final_pass:
@@ -369,7 +381,22 @@ def _steps(model, tokenizer: CharTokenizer, prompt: str, cfg: SamplerConfig, inf
         tokens, p_tok, _ = propose(run_model(0.0)[ed], cfg.replace(temperature=0.0), g, mask_id)
         x[ed], conf[ed] = tokens, p_tok
         step += 1
-        yield state(prev, 0.0, done=True)
+        yield state(prev, 0.0, done=not passes)
+    for j in range(passes):
+        # Re-read every passes-th written character with the rest in view; keep it unless the
+        # model is sure of another one.
+        prev, pos = x.clone(), torch.tensor(editable[j::passes])
+        x[pos] = mask_id
+        u = reveal_schedule.time_at(1.0 - len(pos) / len(editable))   # the time that leaves this many masks
+        probs = run_model(u)[pos].softmax(-1)
+        probs[:, mask_id] = 0.0
+        p_best, best = probs.max(-1)
+        keep = (best == prev[pos]) | (p_best <= POLISH_CONFIDENCE)
+        x[pos] = torch.where(keep, prev[pos], best)
+        conf[pos] = probs.gather(-1, x[pos][:, None]).squeeze(-1)
+        step += 1
+        yield dataclasses.replace(state(prev, 0.0, done=j == passes - 1),   # clean text again: t = 0
+                                  revealed=tuple((x != prev).tolist()))
 
 
 def left_to_right(model, tokenizer: CharTokenizer, prompt: str = "", config: SamplerConfig | None = None,

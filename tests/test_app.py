@@ -107,6 +107,7 @@ def test_ui_values_map_to_sampler_settings():
     off = ui.sampler_config(threshold=1, reveal_schedule="model")
     assert off.threshold is None and off.reveal_schedule is None                       # 1 = off; the training schedule
     assert ui.sampler_config(threshold="0.5", reveal_schedule="cosine").threshold == 0.5
+    assert ui.sampler_config(polish=3.0).polish == 3 and ui.sampler_config(polish=None).polish == DEFAULT.polish
 
 
 def test_too_long_generation_is_clamped_to_the_context(notes):
@@ -150,6 +151,8 @@ def test_render_escapes_and_marks_every_character():
 def test_status_and_chart():
     s = dataclasses.replace(state("ab__", fixed={0}, masked={2, 3}), elapsed=0.5)
     assert ui.status_line(s) == "Step 1 of 2 · 2 masks left · 1 model evaluation · 2 characters/s"
+    polishing = dataclasses.replace(state("abcd", fixed={0}), elapsed=0.5)
+    assert ui.status_line(polishing).startswith("Step 1 of 2 · polishing the draft · 1 model evaluation")
     svg = ui.mask_chart_svg([3, 2, 0], total_steps=2)
     assert svg.count("<polyline") == 1 and "<circle" in svg
 

@@ -10,7 +10,7 @@ from microdllm.checkpoint import load_checkpoint
 from microdllm.config import get_preset
 from microdllm.model import Transformer
 from microdllm.original import import_original
-from microdllm.sampling import PRESETS, STRATEGIES, denoise, generate, spread_out
+from microdllm.sampling import POLISH_CONFIDENCE, PRESETS, STRATEGIES, denoise, generate, spread_out
 
 FIXTURE = ROOT / "tests" / "fixtures" / "original-imported"
 ORIGINAL = SHARED / "fixtures" / "original-checkpoint"
@@ -43,7 +43,10 @@ def check_invariants(states, tok, prompt_ids):
         assert s.step == prev.step + 1
         assert s.text == tok.decode(s.tokens)
         assert all(s.tokens[i] == t for i, t in prompt_ids.items())          # fixed text never changes
-        assert s.revealed == tuple(a and not b for a, b in zip(prev.masked, s.masked))
+        if prev.num_masked == s.num_masked == 0:   # a polish pass: `revealed` marks what it rewrote
+            assert s.revealed == tuple(a != b for a, b in zip(prev.tokens, s.tokens))
+        else:
+            assert s.revealed == tuple(a and not b for a, b in zip(prev.masked, s.masked))
         assert s.remasked == tuple(b and not a for a, b in zip(prev.masked, s.masked))
         assert s.nfe >= prev.nfe and s.t <= prev.t
     assert not any(m for m, f in zip(last.masked, last.fixed) if f)
@@ -135,6 +138,51 @@ def test_spread_reveals_characters_far_apart_in_each_step(lm):
     first = [i for i, r in enumerate(states[1].revealed) if r]
     assert len(first) == 8 and min(b - a for a, b in zip(first, first[1:])) >= 4   # half of 64 / 8
     assert states[-1].num_masked == 0
+
+
+class Corrector(torch.nn.Module):
+    """A fake denoiser: its first `draft_calls` evaluations write 'b' everywhere; later ones (the
+    polish passes re-reading the draft) prefer 'a' with probability `p_a`."""
+
+    def __init__(self, tok, p_a, draft_calls):
+        super().__init__()
+        self.tok, self.p_a, self.draft_calls, self.calls = tok, p_a, draft_calls, 0
+        self.config = get_preset("test", vocab_size=tok.vocab_size)
+        self.dummy = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x, t=None):
+        self.calls += 1
+        a, b = self.tok.encode("ab")
+        probs = torch.full((*x.shape, self.tok.vocab_size), 1e-6)
+        if self.calls > self.draft_calls:
+            probs[..., a], probs[..., b] = self.p_a, 1 - self.p_a
+        else:
+            probs[..., b] = 1.0
+        return probs.log()
+
+
+@pytest.mark.parametrize("p_a", [0.9, POLISH_CONFIDENCE - 0.1])
+def test_polish_rereads_the_draft_and_rewrites_only_what_the_model_is_sure_of(lm, p_a):
+    _, tok = lm
+    model = Corrector(tok, p_a, draft_calls=4)   # 4 steps, no early reveals: 4 evaluations
+    states = list(denoise(model, tok, "ab ab", gen_len=24, steps=4, threshold=None, polish=3))
+    check_invariants(states, tok, dict(enumerate(tok.encode("ab ab"))))
+    draft, passes = states[-4], states[-3:]
+    assert draft.text == "ab ab" + "b" * 24 and not draft.done      # the draft, before polishing
+    assert [s.nfe - draft.nfe for s in passes] == [1, 2, 3] and model.calls == states[-1].nfe
+    assert all(s.num_masked == 0 and s.t == 0.0 for s in passes) and states[-1].total_steps == 4 + 3
+    if p_a > POLISH_CONFIDENCE:   # every written character was re-read once and rewritten; the prompt kept
+        assert states[-1].text == "ab ab" + "a" * 24
+        assert [sum(s.revealed) for s in passes] == [8, 8, 8]
+    else:                         # not sure enough: nothing changes
+        assert states[-1].text == draft.text and not any(any(s.revealed) for s in passes)
+
+
+def test_polish_is_off_for_classic_and_checked(lm):
+    model, tok = lm
+    assert PRESETS["classic"].polish == 0
+    with pytest.raises(ValueError, match="polish passes must be between 0 and"):
+        next(denoise(model, tok, "Hi", polish=-1))
 
 
 def test_threshold_stops_as_soon_as_nothing_is_masked(lm):

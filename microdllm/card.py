@@ -116,7 +116,8 @@ def describe_checkpoint(directory, val_file, *, title: str, hardware: str = "", 
             text = generate(ck.model, ck.tokenizer, prompt, cfg, schedule=ck.schedule).text
             samples.append({"settings": f"prompt {prompt!r}, {cfg.strategy}, remask ratio {cfg.remask_ratio}, "
                                         f"threshold {cfg.threshold}, {cfg.reveal_schedule or 'training'} reveal "
-                                        f"schedule, {cfg.steps} steps, temperature {cfg.temperature}, seed {seed}",
+                                        f"schedule, {cfg.steps} steps, {cfg.polish} polish passes, "
+                                        f"temperature {cfg.temperature}, seed {seed}",
                             "text": text})
     evaluation = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
     evaluation["data"] = Path(val_file).name

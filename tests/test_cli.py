@@ -6,6 +6,7 @@ import sys
 import pytest
 from helpers import ROOT, story_text
 
+from microdllm.sampling import DEFAULT
 from microdllm.viz import count_frames
 
 
@@ -22,13 +23,13 @@ def test_generate_json_with_defaults_and_exports(tmp_path):
     out = json.loads(res.stdout)
     assert {"text", "prompt", "steps", "nfe", "seconds"} <= set(out)
     assert out["text"].startswith("Once upon a time") and len(out["text"]) == 16 + 40 and "_" not in out["text"][16:]
-    assert 1 <= out["nfe"] <= 8 and out["checkpoint"] == "bundled"
+    assert 1 <= out["nfe"] <= 8 + DEFAULT.polish and out["checkpoint"] == "bundled"   # steps, then polish passes
     assert count_frames(tmp_path / "t.gif") == count_frames(tmp_path / "t.mp4") == out["steps"] + 1
 
 
 def test_generate_int8_and_the_original_sampler_settings():
     res = run("generate", "--prompt", "Once upon a time", "--gen-len", "30", "--int8", "--threshold", "1",
-              "--reveal-schedule", "model", "--steps", "10", "--json")
+              "--reveal-schedule", "model", "--steps", "10", "--polish", "0", "--json")
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
     assert out["text"].startswith("Once upon a time") and "_" not in out["text"]

@@ -72,7 +72,7 @@ def test_masked_count_follows_the_schedule_and_steps_are_independent_of_T(lm):
     model, tok = lm
     model.times = []
     states = list(denoise(model, tok, "Hi", steps=10, gen_len=40, strategy="low_confidence", threshold=None,
-                          reveal_schedule=None))  # the model's own (cosine) schedule
+                          reveal_schedule=None, polish=0))  # the model's own (cosine) schedule
     masks = [s.num_masked for s in states]
     assert masks == sorted(masks, reverse=True) and masks[0] == 40 and masks[-1] == 0
     expected = [int((1 - math.cos(math.pi / 2 * (10 - i) / 10)) * 40) for i in range(1, 11)]
@@ -84,7 +84,7 @@ def test_linear_reveal_schedule_tells_the_model_its_training_time(lm):
     model, tok = lm
     model.times = []
     states = list(denoise(model, tok, "Hi", steps=10, gen_len=40, strategy="random", threshold=None,
-                          reveal_schedule="linear"))
+                          reveal_schedule="linear", polish=0))
     assert [s.num_masked for s in states] == [40, 36, 32, 28, 24, 20, 16, 12, 8, 4, 0]  # 4 per step
     # Linear leaves a share u masked; the cosine-trained model saw that share at 2/pi * acos(1 - u).
     assert model.times == [round(100 * 2 / math.pi * math.acos(1 - (10 - i) / 10)) for i in range(10)]
@@ -92,14 +92,14 @@ def test_linear_reveal_schedule_tells_the_model_its_training_time(lm):
 
 def test_threshold_reveals_confident_positions_and_skips_evaluations(lm):
     model, tok = lm
-    plain = list(denoise(model, tok, "Hi", steps=20, gen_len=40, threshold=None))
+    plain = list(denoise(model, tok, "Hi", steps=20, gen_len=40, threshold=None, polish=0))
     model.calls = 0
-    fast = list(denoise(model, tok, "Hi", steps=20, gen_len=40, threshold=0.05))
+    fast = list(denoise(model, tok, "Hi", steps=20, gen_len=40, threshold=0.05, polish=0))
     assert fast[-1].nfe == model.calls < plain[-1].nfe                 # fewer model evaluations
     for s in fast[1:]:
         revealed = [c for c, r in zip(s.confidence, s.revealed) if r]
         assert len(revealed) >= 2 or s.nfe < s.step                   # beyond the quota of 2 ...
-    assert list(denoise(model, tok, "Hi", steps=20, gen_len=40, threshold=1.0))[-1].tokens == plain[-1].tokens
+    assert list(denoise(model, tok, "Hi", steps=20, gen_len=40, threshold=1.0, polish=0))[-1].tokens == plain[-1].tokens
 
 
 def test_infilling_fills_only_the_masks(lm):
@@ -188,8 +188,10 @@ def test_polish_is_off_for_classic_and_checked(lm):
 def test_threshold_stops_as_soon_as_nothing_is_masked(lm):
     model, tok = lm
     model.calls = 0
-    states = list(denoise(model, tok, "O", strategy="threshold", threshold=1e-9, steps=50, gen_len=20))
+    states = list(denoise(model, tok, "O", strategy="threshold", threshold=1e-9, steps=50, gen_len=20, polish=0))
     assert model.calls == 1 and states[-1].done and states[-1].step == 1  # everything passes: one evaluation
+    polished = list(denoise(model, tok, "O", strategy="threshold", threshold=1e-9, steps=50, gen_len=20, polish=2))
+    assert polished[-1].nfe == 3 and polished[-1].step == 3 and sum(s.done for s in polished) == 1  # then 2 passes
 
 
 def test_caller_can_stop_any_time(lm):

@@ -11,7 +11,7 @@
   race              advance two state streams as if they ran in parallel (the Compare tab)
 
 Colours are Okabe-Ito (distinguishable with colour-blind vision): prompt blue #0072B2,
-revealed this step orange #E69F00, re-masked vermillion #D55E00, still masked grey.
+written this step (revealed, or rewritten by a polish pass) orange #E69F00, re-masked vermillion #D55E00, still masked grey.
 """
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ LEGEND = (
     '<div class="mdl-legend">'
     '<span><span class="mdl-c mdl-prompt">Abc</span> prompt</span>'
     '<span><span class="mdl-c mdl-mask">_</span> still masked</span>'
-    '<span><span class="mdl-c mdl-new">a</span> revealed this step</span>'
+    '<span><span class="mdl-c mdl-new">a</span> written this step</span>'
     '<span><span class="mdl-c mdl-remask">_</span> re-masked this step</span>'
     '<span>fainter = less confident (hover a character for its confidence)</span>'
     "</div>"
@@ -82,7 +82,7 @@ def render_state(state: DenoiseState, legend: bool = True) -> str:
             title = f"confidence {conf:.2f}" if known else "confidence n/a"
             opacity = 0.35 + 0.65 * min(max(conf, 0.0), 1.0) if known else None
             if state.revealed[i]:
-                parts.append(_span("mdl-new", ch, "revealed this step, " + title))
+                parts.append(_span("mdl-new", ch, "written this step, " + title))
             else:
                 parts.append(_span("mdl-gen", ch, title, opacity))
     parts.append("</div>")

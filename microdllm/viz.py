@@ -6,7 +6,7 @@ from the Okabe-Ito palette, which stays distinguishable with colour-blind vision
 
   prompt text          blue
   still masked         `_` in a light grey box
-  revealed this step   orange box
+  written this step    orange box (revealed, or rewritten by a polish pass)
   re-masked this step  grey box with a vermillion outline
   other generated text near-black, lighter where the model was less confident
 
@@ -133,7 +133,7 @@ def _chart(draw, history: list[int], total_steps: int, box, s: float) -> None:
 def _legend(draw, x: float, y: float, s: float) -> None:
     fnt, bold, small = font(round(18 * s)), font(round(18 * s), bold=True), font(round(15 * s))
     w, h = fnt.getlength("M") * 1.4, round(26 * s)
-    for ch, kind, label in (("a", "prompt", "prompt"), ("_", "masked", "masked"), ("a", "revealed", "revealed this step"),
+    for ch, kind, label in (("a", "prompt", "prompt"), ("_", "masked", "masked"), ("a", "revealed", "written this step"),
                             ("_", "remasked", "re-masked this step"), ("a", "text", "generated")):
         _cell(draw, x, y, w, h, ch, kind, fnt, bold)
         x += w + 8 * s

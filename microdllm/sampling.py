@@ -388,12 +388,10 @@ def _steps(model, tokenizer: CharTokenizer, prompt: str, cfg: SamplerConfig, inf
         prev, pos = x.clone(), torch.tensor(editable[j::passes])
         x[pos] = mask_id
         u = reveal_schedule.time_at(1.0 - len(pos) / len(editable))   # the time that leaves this many masks
-        probs = run_model(u)[pos].softmax(-1)
-        probs[:, mask_id] = 0.0
-        p_best, best = probs.max(-1)
-        keep = (best == prev[pos]) | (p_best <= POLISH_CONFIDENCE)
-        x[pos] = torch.where(keep, prev[pos], best)
-        conf[pos] = probs.gather(-1, x[pos][:, None]).squeeze(-1)
+        logits = run_model(u)[pos]
+        best, p_best, _ = propose(logits, cfg.replace(temperature=0.0), g, mask_id)   # the greedy proposal
+        x[pos] = torch.where(p_best > POLISH_CONFIDENCE, best, prev[pos])
+        conf[pos] = logits.softmax(-1).gather(-1, x[pos][:, None]).squeeze(-1)
         step += 1
         yield dataclasses.replace(state(prev, 0.0, done=j == passes - 1),   # clean text again: t = 0
                                   revealed=tuple((x != prev).tolist()))

@@ -34,7 +34,7 @@ import gradio as gr
 import torch
 
 from microdllm import app_logic as ui
-from microdllm.checkpoint import Checkpoint, load_checkpoint
+from microdllm.checkpoint import BUNDLED_AR_DIR, Checkpoint, load_checkpoint
 from microdllm.diffusion import SCHEDULES
 from microdllm.sampling import DEFAULT, MAX_POLISH, MAX_STEPS, STRATEGIES, SamplingError, denoise, left_to_right
 from microdllm.serving import compile_model, default_threads, quantize_int8
@@ -67,8 +67,7 @@ FIGURES = [  # (file, label, caption) shown in the Model panel when present
      "evaluations, a few polish passes (orange, green) write more real words and likelier text than more "
      "denoising steps (light blue). The default is 12 steps + 6 passes. See docs/experiments.md."),
 ]
-AR_SOURCE = os.environ.get("MICRODLLM_AR_CHECKPOINT",
-                           str(Path(__file__).resolve().parent / "checkpoints" / "tinystories-tiny-ar"))
+AR_SOURCE = os.environ.get("MICRODLLM_AR_CHECKPOINT", str(BUNDLED_AR_DIR))
 
 EXAMPLES = [
     ["Once upon a time, there was a little girl named Lily.", "continue"],

@@ -26,6 +26,7 @@ STATE_TENSORS = "training_state.safetensors"   # optimiser moments, RNG state
 STATE_JSON = "training_state.json"             # step, history, recipe, optimiser hyper-parameters
 FORMAT = "microdllm"
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "checkpoints" / "tinystories-tiny"
+BUNDLED_AR_DIR = BUNDLED_DIR.parent / "tinystories-tiny-ar"   # the autoregressive baseline (issue #5)
 
 
 class CheckpointError(RuntimeError):

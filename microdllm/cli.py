@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from .checkpoint import CheckpointError
+from .checkpoint import BUNDLED_AR_DIR, CheckpointError
 
 
 def _add_train(sub):
@@ -225,7 +225,9 @@ def cmd_generate(args):
             print(f"wrote {path}", file=sys.stderr)
 
 
-DEFAULT_WORDS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "tinystories_train.txt"
+SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+DEFAULT_WORDS = SHARED_DATA / "tinystories_train.txt"
+DEFAULT_REFERENCE = SHARED_DATA / "tinystories_valid.txt"
 
 
 def _add_sample_eval(sub):
@@ -233,8 +235,10 @@ def _add_sample_eval(sub):
     p.add_argument("--checkpoint", help="directory or Hub repo id (default: the bundled model)")
     p.add_argument("--n", type=int, default=64)
     p.add_argument("--words-from", default=str(DEFAULT_WORDS), help="training text for the word list")
-    p.add_argument("--ar-checkpoint", help="autoregressive baseline for generative bits/char")
-    p.add_argument("--reference", help="validation text: real stories scored the same way")
+    p.add_argument("--ar-checkpoint", default=str(BUNDLED_AR_DIR),
+                   help="autoregressive baseline for generative bits/char (default: the bundled one; 'none': skip)")
+    p.add_argument("--reference", help="validation text: real stories scored the same way "
+                                       "(default: ../shared/data/tinystories_valid.txt when it exists)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--verbose", action="store_true")
     _add_sampler_args(p)
@@ -244,14 +248,18 @@ def _add_sample_eval(sub):
 def cmd_sample_eval(args):
     from .checkpoint import load_checkpoint
     from .data import read_text_files
-    from .quality import reference_stories, sample_eval, vocabulary
+    from .quality import TARGETS, reference_stories, sample_eval, vocabulary
 
+    if not Path(args.words_from).is_file():
+        raise FileNotFoundError(f"{args.words_from}: no such file (the word list comes from the training text; "
+                                f"pass --words-from FILE)")
     ck = _served(load_checkpoint(args.checkpoint), args)
-    ar = load_checkpoint(args.ar_checkpoint) if args.ar_checkpoint else None
+    ar = None if args.ar_checkpoint in (None, "", "none") else load_checkpoint(args.ar_checkpoint)
     if ar is not None and not ar.model_config.causal:
         raise ValueError(f"{args.ar_checkpoint}: not an autoregressive (causal) checkpoint")
     known = vocabulary(read_text_files([args.words_from]))
-    refs = reference_stories(args.reference, args.n) if args.reference else None
+    reference = args.reference or (DEFAULT_REFERENCE if DEFAULT_REFERENCE.is_file() else None)
+    refs = reference_stories(reference, args.n) if reference else None
     cfg = sampler_config(args)
     seed = 0 if args.seed is None else args.seed
     result = sample_eval(ck, known, cfg, n=args.n, seed=seed, ar=ar, reference_texts=refs, progress=args.verbose)
@@ -264,7 +272,11 @@ def cmd_sample_eval(args):
     for key in ("word_share", "real_word_share", "distinct_2", "gen_bpc", "real_bpc", "gen_over_real",
                 "mean_nfe", "mean_seconds", "chars_per_second"):
         if key in result:
-            print(f"  {key:<16} {result[key]:.4f}")
+            target = ""
+            if key in result["targets_met"]:
+                op, bound = TARGETS[key]
+                target = f"   target {op} {bound}: {'met' if result['targets_met'][key] else 'NOT met'}"
+            print(f"  {key:<16} {result[key]:.4f}{target}")
     for sample in result["samples"]:
         print("---\n" + sample)
 

@@ -34,6 +34,8 @@ OPENINGS = [
     "Once there was a tiny fish in a big pond.",
 ]
 WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)?")
+# Issue #5's targets for the bundled model at the app's default settings: metric -> (comparison, bound).
+TARGETS = {"word_share": (">=", 0.95), "distinct_2": (">=", 0.5), "gen_over_real": ("<=", 1.15)}
 
 
 def words(text: str) -> list[str]:
@@ -91,12 +93,27 @@ def sample_eval(ck, known_words: set[str], config: SamplerConfig, n: int = 64, s
         bits = [ar_bits_per_char(ar.model, ar.tokenizer, p, g) for p, g in zip(prompts, gens)]
         result["gen_bpc"] = sum(b for b, _ in bits) / sum(c for _, c in bits)
         if reference_texts:
-            ref = [ar_bits_per_char(ar.model, ar.tokenizer, t[:40], t[40:40 + len(gens[0])]) for t in reference_texts]
+            ref = [ar_bits_per_char(ar.model, ar.tokenizer, *split_reference(t, len(gens[0]))) for t in reference_texts]
             result["real_bpc"] = sum(b for b, _ in ref) / sum(c for _, c in ref)
             result["gen_over_real"] = result["gen_bpc"] / result["real_bpc"]
     if reference_texts:
-        result["real_word_share"] = word_share([t[40:40 + len(gens[0])] for t in reference_texts], known_words)
+        result["real_word_share"] = word_share([split_reference(t, len(gens[0]))[1] for t in reference_texts],
+                                               known_words)
+    result["targets_met"] = targets_met(result)
     return result
+
+
+def split_reference(story: str, length: int, opening: int = 40) -> tuple[str, str]:
+    """A real story as (opening, continuation of `length` characters), cut after the first space at
+    or past `opening` characters, so that the continuation starts with a whole word, as a generated one does."""
+    cut = story.find(" ", opening) + 1 or opening
+    return story[:cut], story[cut:cut + length]
+
+
+def targets_met(result: dict) -> dict[str, bool]:
+    """For each target whose metric is in `result`: whether it is met."""
+    return {key: result[key] >= bound if op == ">=" else result[key] <= bound
+            for key, (op, bound) in TARGETS.items() if key in result}
 
 
 def reference_stories(path, n: int = 64) -> list[str]:

@@ -26,13 +26,16 @@ def main():
     p.add_argument("runs", nargs="+", help="LABEL=RUN_DIR (or LABEL=metrics.jsonl)")
     p.add_argument("--out", required=True)
     p.add_argument("--title", default="Validation bits per character, same data, same budget")
+    p.add_argument("--dashed", default=None, help="draw the runs whose label contains this text dashed")
     args = p.parse_args()
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     for spec in args.runs:
         label, run_dir = spec.split("=", 1)
         rows = load(run_dir)
         key = "bpc" if "bpc" in rows[-1]["val"] else "nelbo_bpc"
-        ax.plot([r["tokens"] / 1e6 for r in rows], [r["val"][key] for r in rows], marker="o", ms=3, label=label)
+        style = "--" if args.dashed and args.dashed in label else "-"
+        ax.plot([r["tokens"] / 1e6 for r in rows], [r["val"][key] for r in rows], style, marker="o", ms=3,
+                label=label)
     ax.set_xlabel("characters seen (millions)")
     ax.set_ylabel("validation bits per character")
     ax.set_title(args.title)

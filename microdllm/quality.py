@@ -89,18 +89,22 @@ def sample_eval(ck, known_words: set[str], config: SamplerConfig, n: int = 64, s
     result = {"n": n, "word_share": word_share(gens, known_words), "distinct_2": distinct_n(gens, 2),
               "mean_nfe": nfe / n, "mean_seconds": seconds / n, "chars_per_second": sum(map(len, gens)) / seconds,
               "samples": [p + g for p, g in zip(prompts[:3], gens[:3])]}
+    real = [split_reference(t, len(gens[0])) for t in reference_texts or []]   # (opening, continuation)
     if ar is not None:
-        bits = [ar_bits_per_char(ar.model, ar.tokenizer, p, g) for p, g in zip(prompts, gens)]
-        result["gen_bpc"] = sum(b for b, _ in bits) / sum(c for _, c in bits)
-        if reference_texts:
-            ref = [ar_bits_per_char(ar.model, ar.tokenizer, *split_reference(t, len(gens[0]))) for t in reference_texts]
-            result["real_bpc"] = sum(b for b, _ in ref) / sum(c for _, c in ref)
+        result["gen_bpc"] = mean_bits_per_char(ar, zip(prompts, gens))
+        if real:
+            result["real_bpc"] = mean_bits_per_char(ar, real)
             result["gen_over_real"] = result["gen_bpc"] / result["real_bpc"]
-    if reference_texts:
-        result["real_word_share"] = word_share([split_reference(t, len(gens[0]))[1] for t in reference_texts],
-                                               known_words)
+    if real:
+        result["real_word_share"] = word_share([continuation for _, continuation in real], known_words)
     result["targets_met"] = targets_met(result)
     return result
+
+
+def mean_bits_per_char(ar, pairs) -> float:
+    """Bits per character of each (prefix, text)'s text under the autoregressive checkpoint `ar`, pooled."""
+    bits = [ar_bits_per_char(ar.model, ar.tokenizer, prefix, text) for prefix, text in pairs]
+    return sum(b for b, _ in bits) / sum(c for _, c in bits)
 
 
 def split_reference(story: str, length: int, opening: int = 40) -> tuple[str, str]:

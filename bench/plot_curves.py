@@ -2,6 +2,9 @@
 
     python bench/plot_curves.py --out docs/diffusion_vs_ar.png \
         "diffusion (NELBO, upper bound)=checkpoints/tinystories-tiny" "autoregressive (exact)=checkpoints/tinystories-tiny-ar"
+
+A run that started from another model's weights can be drawn after that model's characters:
+LABEL=RUN@16.4 starts its curve at 16.4 million characters.
 """
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ def load(run: str) -> list[dict]:
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("runs", nargs="+", help="LABEL=RUN_DIR (or LABEL=metrics.jsonl)")
+    p.add_argument("runs", nargs="+", help="LABEL=RUN_DIR (or LABEL=metrics.jsonl), optionally @START_MILLIONS")
     p.add_argument("--out", required=True)
     p.add_argument("--title", default="Validation bits per character, same data, same budget")
     p.add_argument("--dashed", default=None, help="draw the runs whose label contains this text dashed")
@@ -31,10 +34,12 @@ def main():
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     for spec in args.runs:
         label, run_dir = spec.split("=", 1)
+        run_dir, _, start = run_dir.partition("@")
+        start = float(start or 0)
         rows = load(run_dir)
         key = "bpc" if "bpc" in rows[-1]["val"] else "nelbo_bpc"
         style = "--" if args.dashed and args.dashed in label else "-"
-        ax.plot([r["tokens"] / 1e6 for r in rows], [r["val"][key] for r in rows], style, marker="o", ms=3,
+        ax.plot([start + r["tokens"] / 1e6 for r in rows], [r["val"][key] for r in rows], style, marker="o", ms=3,
                 label=label)
     ax.set_xlabel("characters seen (millions)")
     ax.set_ylabel("validation bits per character")

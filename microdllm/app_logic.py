@@ -357,7 +357,8 @@ def model_card(ck) -> str:
             ("Parameters", f"{n / 1e6:.2f} M ({n:,})"),
             ("Architecture", f"{'causal (autoregressive baseline)' if cfg.causal else 'bidirectional'} "
                              f"Transformer: {cfg.n_layer} layers, {cfg.n_head} heads, {cfg.n_embd}-dim, RoPE"
-                             f"{', timestep embedding' if cfg.time_embedding else ''}"),
+                             f"{', timestep embedding' if cfg.time_embedding else ''}"
+                             f"{', shifted (each character read from the position to its left)' if cfg.shift else ''}"),
             ("Context", f"{cfg.block_size} characters"),
             ("Vocabulary", f"{ck.tokenizer.vocab_size - 1} characters + the mask"),
             ("Diffusion", f"{getattr(ck.schedule, 'name', '?')} schedule, T = {cfg.timesteps} steps")]

@@ -11,6 +11,22 @@ def _fmt(x, digits=3):
     return f"{x:.{digits}f}" if isinstance(x, float) else str(x)
 
 
+def _init_rows(source, tr: dict) -> list[str]:
+    """Where the weights started, when they started from another checkpoint, and the budget of both."""
+    if not source:
+        return []
+    try:
+        src = read_config(source).get("training", {})
+    except Exception:  # noqa: BLE001 - a source that is not here (a Hub id) is still named
+        return [f"| initialised from | `{source}` |"]
+    kind = "autoregressive" if src.get("config", {}).get("causal") else "diffusion"
+    tokens, seconds = src.get("tokens", 0), src.get("seconds", 0)
+    return [f"| initialised from | `{source}` ({kind}: {src.get('step', '?'):,} steps, {tokens:,} characters, "
+            f"{seconds / 3600:.2f} h) |",
+            f"| both stages | {tokens + tr.get('tokens', 0):,} characters, "
+            f"{(seconds + tr.get('seconds', 0)) / 3600:.2f} h |"]
+
+
 def write_model_card(directory, *, title: str, hardware: str = "", samples: list[dict] | None = None,
                      evaluation: dict | None = None, notes: str = "") -> Path:
     """Write `directory/README.md` from its config.json plus evaluation results and samples."""
@@ -54,6 +70,8 @@ def write_model_card(directory, *, title: str, hardware: str = "", samples: list
         f"| vocabulary | {len(cfg['vocab'])} characters + 1 mask id |",
         f"| diffusion | T = {m['timesteps']}, {cfg['diffusion']['schedule']} survival schedule, "
         f"timestep embedding {'on' if m['time_embedding'] else 'off'} |",
+        *(["| alignment | shifted: character i is read from position i - 1 (behind a learned start "
+           "vector), as in a left-to-right model |"] if m.get("shift") else []),
         "",
         "## Training",
         "",
@@ -67,6 +85,7 @@ def write_model_card(directory, *, title: str, hardware: str = "", samples: list
         f"| steps | {tr.get('step', '?'):,} |" if isinstance(tr.get("step"), int) else f"| steps | {tr.get('step', '?')} |",
         f"| tokens seen | {tr.get('tokens', 0):,} |",
         f"| wall time | {tr.get('seconds', 0) / 3600:.2f} h |",
+        *_init_rows(tcfg.get("init_from"), tr),
         f"| hardware | {hardware or tr.get('device', '?')} |",
         "",
         "![loss curve](loss_curve.png)",

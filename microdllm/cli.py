@@ -31,6 +31,11 @@ def _add_train(sub):
     p.add_argument("--no-time-embedding", dest="time_embedding", action="store_false",
                    help="drop the timestep embedding (MDLM)")
     p.add_argument("--causal", action="store_true", help="autoregressive baseline: causal attention, next-char loss")
+    p.add_argument("--shift", action="store_true",
+                   help="predict each character from the position to its left, as a left-to-right model does")
+    p.add_argument("--init-from", metavar="CHECKPOINT",
+                   help="start from these weights (directory or Hub id), e.g. the autoregressive baseline "
+                        "with --shift: a diffusion model adapted from it (its preset and vocabulary are kept)")
     p.add_argument("--schedule", choices=["cosine", "linear", "loglinear"], help=f"({d.schedule})")
     p.add_argument("--loss", choices=["masked_ce", "elbo"], help=f"({d.loss})")
     p.add_argument("--stratified", action="store_true", help="low-discrepancy timesteps within a batch")

@@ -19,10 +19,15 @@ class ModelConfig:
     timesteps: int = 100        # T: discrete diffusion steps the timestep embedding knows
     time_embedding: bool = True  # learned Embedding(T+1, d) added to token embeddings
     causal: bool = False        # causal attention + next-character loss = autoregressive baseline
+    shift: bool = False         # predict each character from the position to its left, behind a learned
+                                # start vector: the alignment of an autoregressive model, so a diffusion
+                                # model can start from one (DiffuGPT, Gong et al. 2025; Dream 7B)
 
     def __post_init__(self):
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
+        if self.shift and self.causal:
+            raise ValueError("shift is for bidirectional models; a causal model predicts the next character already")
         if (self.n_embd // self.n_head) % 2:
             raise ValueError("head_dim must be even for rotary embeddings")
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "timesteps"):

@@ -4,6 +4,10 @@ It knows nothing of diffusion. The same network with `causal=True` is the
 autoregressive baseline. Architecture of the original micro-dllm: RoPE, RMSNorm
 without gains (`F.rms_norm`), QK-norm, relu(x)^2 MLP with 4x expansion, no biases,
 untied LM head, learned timestep embedding added to the token embeddings.
+
+With `shift=True` a learned start vector goes in front of the sequence and the output at
+position i - 1 is the prediction for character i, as in a left-to-right model; the logits
+keep the usual alignment (logits[:, i] is about character i), so no caller needs to know.
 """
 from __future__ import annotations
 
@@ -73,6 +77,7 @@ class Transformer(nn.Module):
         self.config = cfg
         self.token_emb = nn.Embedding(cfg.vocab_size, cfg.n_embd)
         self.timestep_emb = nn.Embedding(cfg.timesteps + 1, cfg.n_embd) if cfg.time_embedding else None
+        self.start = nn.Parameter(torch.empty(cfg.n_embd)) if cfg.shift else None
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
         self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
         cos, sin = self._rotary_tables(2 * cfg.block_size, cfg.head_dim)
@@ -81,6 +86,8 @@ class Transformer(nn.Module):
         for module in self.modules():
             if isinstance(module, (nn.Linear, nn.Embedding)):
                 nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if self.start is not None:
+            nn.init.normal_(self.start, mean=0.0, std=0.02)
 
     @staticmethod
     def _rotary_tables(seq_len: int, head_dim: int, base: float = 10000.0):
@@ -91,15 +98,20 @@ class Transformer(nn.Module):
     def forward(self, idx: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
         """idx: (B, L) token ids; t: (B,) integer timesteps in [0, T] or None. Returns (B, L, V) logits."""
         B, L = idx.shape
-        if L > self.cos.size(1):
-            raise ValueError(f"sequence of {L} tokens exceeds the rotary table ({self.cos.size(1)})")
         x = self.token_emb(idx)
+        if self.start is not None:
+            x = torch.cat([self.start.expand(B, 1, -1), x], dim=1)
+        n = x.size(1)
+        if n > self.cos.size(1):
+            raise ValueError(f"sequence of {L} tokens exceeds the rotary table ({self.cos.size(1)})")
         if self.timestep_emb is not None and t is not None:
             x = x + self.timestep_emb(t).unsqueeze(1)
         x = norm(x)
-        cos, sin = self.cos[:, :L], self.sin[:, :L]
+        cos, sin = self.cos[:, :n], self.sin[:, :n]
         for block in self.blocks:
             x = block(x, cos, sin)
+        if self.start is not None:
+            x = x[:, :L]  # the output at position i - 1 (the start vector for i = 0) is about character i
         return self.lm_head(norm(x))
 
     def num_params(self) -> int:

@@ -47,6 +47,9 @@ class TrainConfig:
     block_size: int | None = None
     time_embedding: bool = True
     causal: bool = False
+    shift: bool = False                     # predict each character from the position to its left (see model.py)
+    init_from: str | None = None            # start from these weights (a checkpoint directory or Hub id),
+                                            # e.g. an autoregressive model turned into a diffusion model
     schedule: str = "cosine"
     loss: str = "masked_ce"                 # masked_ce (original) or elbo
     stratified: bool = False                # low-discrepancy timesteps within a batch
@@ -124,19 +127,29 @@ class Trainer:
             raise ValueError(f"unknown loss {cfg.loss!r}; choose masked_ce or elbo")
 
         resume_config = ckpt.read_config(resume) if resume else None
-        tokenizer = CharTokenizer(resume_config["vocab"]) if resume_config else None
-        self.data = self._load_data(tokenizer)
+        init = None
+        if cfg.init_from and not resume:
+            init = ckpt.load_checkpoint(cfg.init_from)
+        vocab = resume_config["vocab"] if resume_config else init.config["vocab"] if init else None
+        self.data = self._load_data(CharTokenizer(vocab) if vocab else None)
         self.tokenizer = self.data.tokenizer
         if resume_config:
             model_config = ModelConfig.from_dict(resume_config["model"])
+        elif init:
+            # The source's shape and vocabulary, this run's attention, timestep embedding and alignment.
+            model_config = init.model_config.replace(causal=cfg.causal, time_embedding=cfg.time_embedding,
+                                                     shift=cfg.shift)
         else:
             overrides = {k: getattr(cfg, k) for k in ("n_layer", "n_head", "n_embd", "block_size")
                          if getattr(cfg, k) is not None}
             model_config = get_preset(cfg.preset, vocab_size=self.tokenizer.vocab_size,
-                                      time_embedding=cfg.time_embedding, causal=cfg.causal, **overrides)
+                                      time_embedding=cfg.time_embedding, causal=cfg.causal, shift=cfg.shift,
+                                      **overrides)
         self.model_config = model_config
         torch.manual_seed(cfg.seed)  # same initial weights on every rank
         self.model = Transformer(model_config).to(self.device)
+        if init:
+            self._load_init(init.model.state_dict(), cfg.init_from)
         self.optimizers = build_optimizers(self.model, cfg)
         self.step = 0
         self.history: list[dict] = []
@@ -166,6 +179,19 @@ class Trainer:
         return build_token_data(train_text, val_text, block_size=block, tokenizer=tokenizer)
 
     # ---- state --------------------------------------------------------------------------
+    def _load_init(self, weights: dict[str, torch.Tensor], source: str):
+        """Copy every weight the source has; only parts it cannot have (the start vector, a timestep
+        embedding) keep their fresh initialisation, and a source timestep embedding may be dropped."""
+        own = self.model.state_dict()
+        optional = ("start", "timestep_emb.weight")
+        missing = sorted(k for k in set(own) - set(weights) if k not in optional)
+        unexpected = sorted(k for k in set(weights) - set(own) if k not in optional)
+        shapes = sorted(k for k in set(own) & set(weights) if own[k].shape != weights[k].shape)
+        if missing or unexpected or shapes:
+            raise TrainingError(f"--init-from {source}: its weights do not fit this model "
+                                f"(missing {missing[:4]}, unexpected {unexpected[:4]}, other shapes {shapes[:4]})")
+        self.model.load_state_dict({k: v for k, v in weights.items() if k in own}, strict=False)
+
     def _load_state(self, directory: Path):
         weights = ckpt.load_weights(directory / ckpt.WEIGHTS_NAME)
         try:

@@ -3,6 +3,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from helpers import story_text, tiny_model
 
 from microdllm.config import ModelConfig, get_preset
@@ -65,6 +66,25 @@ def test_causal_switch_makes_outputs_independent_of_the_future():
         y[0, 10:] = (y[0, 10:] % (tok.vocab_size - 1)) + 1
         same_past = torch.allclose(model(x)[0, :10], model(y)[0, :10], atol=1e-6)
         assert same_past == causal
+
+
+def test_shift_reads_each_character_from_the_position_to_its_left():
+    model, tok = tiny_model(shift=True)
+    assert model.num_params() == tiny_model(tok)[0].num_params() + model.config.n_embd  # the start vector
+    with torch.no_grad():  # blocks that add nothing: each output is the head of its own input
+        for block in model.blocks:
+            block.attn.c_proj.weight.zero_()
+            block.mlp.c_proj.weight.zero_()
+    x = torch.randint(1, tok.vocab_size, (2, 16))
+    logits = model(x)
+    assert logits.shape == (2, 16, tok.vocab_size)
+
+    def head(h):
+        return model.lm_head(F.rms_norm(F.rms_norm(h, (h.size(-1),)), (h.size(-1),)))
+    assert torch.allclose(logits[:, 1:], head(model.token_emb(x[:, :-1])), atol=1e-5)
+    assert torch.allclose(logits[:, 0], head(model.start).expand(2, -1), atol=1e-5)
+    with pytest.raises(ValueError, match="shift is for bidirectional"):
+        get_preset("test", shift=True, causal=True)
 
 
 # ---- diffusion ---------------------------------------------------------------------------

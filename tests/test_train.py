@@ -9,6 +9,7 @@ import torch
 from helpers import ROOT, story_text
 
 from microdllm import train as train_mod
+from microdllm.card import write_model_card
 from microdllm.checkpoint import load_checkpoint
 from microdllm.train import STATE_NAME, TrainConfig, TrainingError, train
 
@@ -85,6 +86,30 @@ def test_bad_inputs_are_clear(corpus, tmp_path):
 def test_autoregressive_baseline_trains(corpus, tmp_path):
     t = train(config(corpus, tmp_path / "ar", causal=True))
     assert "bpc" in t.history[-1]["val"] and load_checkpoint(tmp_path / "ar").model.config.causal
+
+
+def test_diffusion_model_adapted_from_the_autoregressive_baseline(corpus, tmp_path):
+    train(config(corpus, tmp_path / "ar", causal=True, time_embedding=False))
+    ar = weights(tmp_path / "ar")
+    adapted = config(corpus, tmp_path / "dm", init_from=str(tmp_path / "ar"), shift=True, time_embedding=False,
+                     preset="tiny")  # the source's shape wins over the preset
+    start = train_mod.Trainer(adapted).model.state_dict()
+    assert set(start) == set(ar) | {"start"}
+    assert all(torch.equal(start[k], ar[k]) for k in ar)
+    t = train(adapted)
+    loaded = load_checkpoint(tmp_path / "dm")
+    cfg = loaded.model.config
+    assert cfg.shift and not cfg.causal and not cfg.time_embedding and cfg.n_layer == 2
+    assert "nelbo_bpc" in t.history[-1]["val"]
+    assert not torch.equal(loaded.model.state_dict()["blocks.0.attn.c_q.weight"], ar["blocks.0.attn.c_q.weight"])
+    card = write_model_card(tmp_path / "dm", title="adapted").read_text()
+    assert f"| initialised from | `{tmp_path / 'ar'}` (autoregressive: 6 steps" in card and "| alignment | shifted" in card
+    resumed = train(config(corpus, tmp_path / "dm", max_iters=8), resume=str(tmp_path / "dm"))
+    assert resumed.step == 8
+    timed = train_mod.Trainer(config(corpus, tmp_path / "timed", init_from=str(tmp_path / "ar"), shift=True))
+    assert timed.model.timestep_emb is not None  # a part the source lacks starts fresh
+    with pytest.raises(Exception, match="nothing: no such directory"):
+        train(config(corpus, tmp_path / "bad", init_from=str(tmp_path / "nothing")))
 
 
 def test_two_process_ddp_on_cpu(corpus, tmp_path):

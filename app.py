@@ -52,7 +52,8 @@ FIGURES = [  # (file, label, caption) shown in the Model panel when present
     (DOCS / "diffusion_vs_ar.png", "Diffusion vs autoregressive",
      "**Diffusion vs autoregressive, same network, data and budget.** Validation bits per character against "
      "characters seen: the diffusion model's NELBO (an upper bound) and the autoregressive baseline's exact "
-     "figure. See docs/experiments.md."),
+     "figure. The third curve is a diffusion model started from the autoregressive model's weights, drawn "
+     "after the autoregressive run's characters. See docs/experiments.md."),
     (DOCS / "muon_vs_adamw.png", "Muon vs AdamW",
      "**Muon vs AdamW, same network and data** (the diffusion model's validation NELBO in bits per character). "
      "Dashed: 600 steps of 32 x 256 characters each. Solid: 2000 steps, the budget of the figure above; "

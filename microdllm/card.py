@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .checkpoint import atomic_write_bytes, read_config
+from .checkpoint import CheckpointError, atomic_write_bytes, read_config
 
 
 def _fmt(x, digits=3):
@@ -17,7 +17,7 @@ def _init_rows(source, tr: dict) -> list[str]:
         return []
     try:
         src = read_config(source).get("training", {})
-    except Exception:  # noqa: BLE001 - a source that is not here (a Hub id) is still named
+    except CheckpointError:  # a source that is not here (a Hub id) is still named
         return [f"| initialised from | `{source}` |"]
     kind = "autoregressive" if src.get("config", {}).get("causal") else "diffusion"
     tokens, seconds = src.get("tokens", 0), src.get("seconds", 0)

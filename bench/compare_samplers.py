@@ -22,28 +22,28 @@ from microdllm.sampling import DEFAULT, PRESETS  # noqa: E402
 
 CANDIDATES = {
     "classic (original: low_confidence, r=1, 100 steps, t=0 pass)": PRESETS["classic"].replace(gen_len=DEFAULT.gen_len),
-    "low_confidence r=1, 64 steps": PLAIN.replace(strategy="low_confidence", remask_ratio=1.0, steps=64),
-    "low_confidence r=0.1, 64 steps": PLAIN.replace(strategy="low_confidence", remask_ratio=0.1, steps=64),
-    "low_confidence r=0, 64 steps": PLAIN.replace(strategy="low_confidence", remask_ratio=0.0, steps=64),
-    "low_confidence r=0, 32 steps": PLAIN.replace(strategy="low_confidence", remask_ratio=0.0, steps=32),
-    "margin r=0, 64 steps": PLAIN.replace(strategy="margin", remask_ratio=0.0, steps=64),
-    "entropy r=0, 64 steps": PLAIN.replace(strategy="entropy", remask_ratio=0.0, steps=64),
-    "random r=0, 64 steps": PLAIN.replace(strategy="random", remask_ratio=0.0, steps=64),
-    "none (MDLM ancestral), T=1, 64 steps": PLAIN.replace(strategy="none", temperature=1.0, steps=64),
-    "threshold 0.9, <=64 steps": PLAIN.replace(strategy="threshold", threshold=0.9, steps=64),
-    "threshold 0.7, <=64 steps": PLAIN.replace(strategy="threshold", threshold=0.7, steps=64),
-    "low_confidence r=0, T=0.7, 64 steps": PLAIN.replace(strategy="low_confidence", temperature=0.7, steps=64),
-    "threshold 0.9, T=0.7, <=64 steps": PLAIN.replace(strategy="threshold", threshold=0.9, temperature=0.7, steps=64),
-    "random r=0, 32 steps": PLAIN.replace(strategy="random", remask_ratio=0.0, steps=32),
-    "random r=0, 24 steps": PLAIN.replace(strategy="random", remask_ratio=0.0, steps=24),
-    "random r=0, 20 steps": PLAIN.replace(strategy="random", remask_ratio=0.0, steps=20),
-    "random r=0, 16 steps": PLAIN.replace(strategy="random", remask_ratio=0.0, steps=16),
-    "random r=0, T=0.5, 32 steps": PLAIN.replace(strategy="random", temperature=0.5, steps=32),
-    "low_confidence r=0, blocks of 32, 32 steps": PLAIN.replace(strategy="low_confidence", block_len=32, steps=32),
-    "low_confidence r=0, blocks of 32, T=0.7, 32 steps": PLAIN.replace(strategy="low_confidence", block_len=32,
+    "low_confidence r=1, 64 steps": PLAIN.replace(remasking="low_confidence", remask_ratio=1.0, steps=64),
+    "low_confidence r=0.1, 64 steps": PLAIN.replace(remasking="low_confidence", remask_ratio=0.1, steps=64),
+    "low_confidence r=0, 64 steps": PLAIN.replace(remasking="low_confidence", remask_ratio=0.0, steps=64),
+    "low_confidence r=0, 32 steps": PLAIN.replace(remasking="low_confidence", remask_ratio=0.0, steps=32),
+    "margin r=0, 64 steps": PLAIN.replace(remasking="margin", remask_ratio=0.0, steps=64),
+    "entropy r=0, 64 steps": PLAIN.replace(remasking="entropy", remask_ratio=0.0, steps=64),
+    "random r=0, 64 steps": PLAIN.replace(remasking="random", remask_ratio=0.0, steps=64),
+    "none (MDLM ancestral), T=1, 64 steps": PLAIN.replace(remasking="none", temperature=1.0, steps=64),
+    "threshold 0.9, <=64 steps": PLAIN.replace(remasking="low_confidence", threshold=0.9, steps=64),
+    "threshold 0.7, <=64 steps": PLAIN.replace(remasking="low_confidence", threshold=0.7, steps=64),
+    "low_confidence r=0, T=0.7, 64 steps": PLAIN.replace(remasking="low_confidence", temperature=0.7, steps=64),
+    "threshold 0.9, T=0.7, <=64 steps": PLAIN.replace(remasking="low_confidence", threshold=0.9, temperature=0.7, steps=64),
+    "random r=0, 32 steps": PLAIN.replace(remasking="random", remask_ratio=0.0, steps=32),
+    "random r=0, 24 steps": PLAIN.replace(remasking="random", remask_ratio=0.0, steps=24),
+    "random r=0, 20 steps": PLAIN.replace(remasking="random", remask_ratio=0.0, steps=20),
+    "random r=0, 16 steps": PLAIN.replace(remasking="random", remask_ratio=0.0, steps=16),
+    "random r=0, T=0.5, 32 steps": PLAIN.replace(remasking="random", temperature=0.5, steps=32),
+    "low_confidence r=0, blocks of 32, 32 steps": PLAIN.replace(remasking="low_confidence", block_len=32, steps=32),
+    "low_confidence r=0, blocks of 32, T=0.7, 32 steps": PLAIN.replace(remasking="low_confidence", block_len=32,
                                                                          temperature=0.7, steps=32),
-    "margin r=0, blocks of 32, 32 steps": PLAIN.replace(strategy="margin", block_len=32, steps=32),
-    "threshold 0.5, blocks of 32, <=32 steps": PLAIN.replace(strategy="threshold", threshold=0.5, block_len=32,
+    "margin r=0, blocks of 32, 32 steps": PLAIN.replace(remasking="margin", block_len=32, steps=32),
+    "threshold 0.5, blocks of 32, <=32 steps": PLAIN.replace(remasking="low_confidence", threshold=0.5, block_len=32,
                                                              steps=32),
     # Fewer evaluations (#6): early reveals above a confidence threshold, the linear reveal schedule.
     "random, threshold 0.8, 64 steps": PLAIN.replace(threshold=0.8),
@@ -61,14 +61,14 @@ CANDIDATES = {
     "random, linear, threshold 0.9, 24 steps": PLAIN.replace(reveal_schedule="linear", threshold=0.9, steps=24),
     "random, linear, threshold 0.6, 128 steps": PLAIN.replace(reveal_schedule="linear", threshold=0.6, steps=128),
     # Reveals kept apart within a step (`spread`): parallel decoding's factorisation error shrinks.
-    "spread r=0, 64 steps": PLAIN.replace(strategy="spread"),
-    **{f"spread, linear, threshold 0.8, {n} steps": PLAIN.replace(strategy="spread", reveal_schedule="linear",
+    "spread r=0, 64 steps": PLAIN.replace(remasking="spread"),
+    **{f"spread, linear, threshold 0.8, {n} steps": PLAIN.replace(remasking="spread", reveal_schedule="linear",
                                                                    threshold=0.8, steps=n)
        for n in (40, 32, 24, 20, 16, 12)},
-    "spread, linear, no threshold, 20 steps": PLAIN.replace(strategy="spread", reveal_schedule="linear", steps=20),
+    "spread, linear, no threshold, 20 steps": PLAIN.replace(remasking="spread", reveal_schedule="linear", steps=20),
     # Polish passes (a corrector): when the draft is done, re-read every K-th written character.
     **{f"spread, linear, threshold 0.8, {n} steps + {k} polish passes": PLAIN.replace(
-        strategy="spread", reveal_schedule="linear", threshold=0.8, steps=n, polish=k)
+        remasking="spread", reveal_schedule="linear", threshold=0.8, steps=n, polish=k)
        for n, k in ((20, 4), (20, 6), (16, 4), (16, 6), (12, 4), (12, 6), (12, 8), (8, 6), (8, 8))},
 }
 # Mark the app's default wherever it is among the candidates.

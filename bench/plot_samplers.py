@@ -22,7 +22,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 def family(settings: dict) -> str:
     """A label for everything but the step count."""
-    parts = [settings["strategy"]]
+    parts = [settings.get("remasking", settings.get("strategy"))]
     if settings["remask_ratio"]:
         parts.append(f"r={settings['remask_ratio']:g}")
     parts.append(f"{settings['reveal_schedule'] or 'training'} schedule")

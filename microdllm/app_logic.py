@@ -223,7 +223,7 @@ def _number(name: str, value, default, cast):
         raise SamplingError(f"{name} must be a number, got {value!r}") from None
 
 
-def sampler_config(*, steps=None, temperature=None, strategy=None, remask_ratio=None, gen_len=None,
+def sampler_config(*, steps=None, temperature=None, remasking=None, remask_ratio=None, gen_len=None,
                    top_k=None, top_p=None, seed=None, block_len=None, threshold=None,
                    reveal_schedule=None, polish=None) -> SamplerConfig:
     """UI / API values -> SamplerConfig (None = the default). Range checks are left to the sampler.
@@ -235,7 +235,7 @@ def sampler_config(*, steps=None, temperature=None, strategy=None, remask_ratio=
     return d.replace(
         steps=_number("steps", steps, d.steps, int),
         temperature=_number("temperature", temperature, d.temperature, float),
-        strategy=str(strategy) if strategy else d.strategy,
+        remasking=str(remasking) if remasking else d.remasking,
         remask_ratio=_number("remasking ratio", remask_ratio, d.remask_ratio, float),
         gen_len=_number("generation length", gen_len, d.gen_len, int),
         top_k=_number("top-k", top_k, d.top_k, int),

@@ -27,17 +27,17 @@ from .serving import compile_model, quantize_int8
 
 # Each strategy at 64 steps on the training schedule without early reveals; PLAIN (random order)
 # was the default before issue #6 and is the quality reference for the faster default.
-PLAIN = DEFAULT.replace(strategy="random", steps=64, threshold=None, reveal_schedule=None, polish=0)
+PLAIN = DEFAULT.replace(remasking="random", steps=64, threshold=None, reveal_schedule=None, polish=0)
 STRATEGY_RUNS = {
-    f"default ({DEFAULT.strategy}, {DEFAULT.reveal_schedule} reveals, threshold {DEFAULT.threshold}, "
+    f"default ({DEFAULT.remasking}, {DEFAULT.reveal_schedule} reveals, threshold {DEFAULT.threshold}, "
     f"{DEFAULT.steps} steps, {DEFAULT.polish} polish passes)": DEFAULT,
     "random r=0, 64 steps (the default before #6)": PLAIN,
-    "spread r=0, 64 steps": PLAIN.replace(strategy="spread"),
-    "low_confidence r=0, 64 steps": PLAIN.replace(strategy="low_confidence"),
-    "margin r=0, 64 steps": PLAIN.replace(strategy="margin"),
-    "entropy r=0, 64 steps": PLAIN.replace(strategy="entropy"),
-    "none (ancestral), T=1, 64 steps": PLAIN.replace(strategy="none", temperature=1.0),
-    "threshold 0.9 (low_confidence order), 64 steps": PLAIN.replace(strategy="threshold", threshold=0.9),
+    "spread r=0, 64 steps": PLAIN.replace(remasking="spread"),
+    "low_confidence r=0, 64 steps": PLAIN.replace(remasking="low_confidence"),
+    "margin r=0, 64 steps": PLAIN.replace(remasking="margin"),
+    "entropy r=0, 64 steps": PLAIN.replace(remasking="entropy"),
+    "none (ancestral), T=1, 64 steps": PLAIN.replace(remasking="none", temperature=1.0),
+    "threshold 0.9 (low_confidence order), 64 steps": PLAIN.replace(remasking="low_confidence", threshold=0.9),
     "classic (original, 100 steps + t=0)": PRESETS["classic"],
 }
 

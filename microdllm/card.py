@@ -133,7 +133,7 @@ def describe_checkpoint(directory, val_file, *, title: str, hardware: str = "", 
             cfg = DEFAULT.replace(seed=seed)
             prompt = ck.tokenizer.clean(prompt + " ")  # a model trained on other text may lack some characters
             text = generate(ck.model, ck.tokenizer, prompt, cfg, schedule=ck.schedule).text
-            samples.append({"settings": f"prompt {prompt!r}, {cfg.strategy}, remask ratio {cfg.remask_ratio}, "
+            samples.append({"settings": f"prompt {prompt!r}, {cfg.remasking}, remask ratio {cfg.remask_ratio}, "
                                         f"threshold {cfg.threshold}, {cfg.reveal_schedule or 'training'} reveal "
                                         f"schedule, {cfg.steps} steps, {cfg.polish} polish passes, "
                                         f"temperature {cfg.temperature}, seed {seed}",

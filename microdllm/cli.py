@@ -139,7 +139,7 @@ def cmd_prepare(args):
 
 
 def _add_sampler_args(p):
-    from .sampling import STRATEGIES
+    from .sampling import REMASKING_CHOICES
 
     p.add_argument("--int8", action="store_true", help="int8 weights for the Linear layers (CPU)")
     p.add_argument("--compile", action="store_true",
@@ -148,7 +148,7 @@ def _add_sampler_args(p):
                    help="classic = the original sampler (100 steps, low_confidence, full re-masking, t=0 pass)")
     p.add_argument("--steps", type=int)
     p.add_argument("--temperature", type=float)
-    p.add_argument("--remasking", choices=STRATEGIES)
+    p.add_argument("--remasking", choices=REMASKING_CHOICES)
     p.add_argument("--remask-ratio", type=float)
     p.add_argument("--gen-len", type=int)
     p.add_argument("--seed", type=int)
@@ -180,7 +180,7 @@ def sampler_config(args):
     from .sampling import PRESETS, switches
 
     cfg = PRESETS[args.preset]
-    names = {"steps": "steps", "temperature": "temperature", "remasking": "strategy", "remask_ratio": "remask_ratio",
+    names = {"steps": "steps", "temperature": "temperature", "remasking": "remasking", "remask_ratio": "remask_ratio",
              "gen_len": "gen_len", "seed": "seed", "top_k": "top_k", "top_p": "top_p", "block_len": "block_len",
              "threshold": "threshold", "reveal_schedule": "reveal_schedule", "polish": "polish"}
     given = {field: getattr(args, arg) for arg, field in names.items() if getattr(args, arg) is not None}
@@ -273,7 +273,7 @@ def cmd_sample_eval(args):
     if args.json:
         print(json.dumps(result, indent=2))
         return
-    print(f"{ck.source}: {args.n} continuations, {cfg.strategy} remasking, {cfg.steps} steps, T={cfg.temperature}")
+    print(f"{ck.source}: {args.n} continuations, {cfg.remasking} remasking, {cfg.steps} steps, T={cfg.temperature}")
     for key in ("word_share", "real_word_share", "distinct_2", "gen_bpc", "real_bpc", "gen_over_real",
                 "mean_nfe", "mean_seconds", "chars_per_second"):
         if key in result:

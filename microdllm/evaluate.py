@@ -91,3 +91,16 @@ def evaluate(model: Transformer, windows: torch.Tensor, schedule: Schedule, mask
     if model.config.causal:
         return evaluate_autoregressive(model, windows, mask_id, batch_size=kw.get("batch_size", 64))
     return evaluate_diffusion(model, windows, schedule, mask_id, **kw)
+
+
+def headline_metric(metrics: dict) -> tuple[str, float]:
+    """The one number that sums up a checkpoint's validation metrics: ("bpc", exact bits per character)
+    for an autoregressive model, ("nelbo_bpc", its upper bound) for a diffusion model."""
+    for key in ("bpc", "nelbo_bpc"):
+        value = (metrics or {}).get(key)
+        if isinstance(value, (int, float)):
+            return key, float(value)
+    raise KeyError("no bits-per-character figure in these metrics")
+
+
+METRIC_LABELS = {"bpc": "bits per character (exact)", "nelbo_bpc": "bits per character (NELBO, an upper bound)"}

@@ -112,12 +112,15 @@ PRESETS = {
 }
 
 
+ROLES = ("prompt", "masked", "remasked", "revealed", "text")  # what a character is in a state (see DenoiseState.role)
+
+
 @dataclass(frozen=True)
 class DenoiseState:
     """The sequence after one denoising step. Tuples, so a state can be kept and shared safely."""
     step: int                       # 0 = the fully masked start; then 1, 2, ...
     total_steps: int                # steps planned (a run may finish early)
-    t: float                        # diffusion time after this step, 1 -> 0
+    u: float                        # diffusion time u in [0, 1] after this step, 1 -> 0
     tokens: tuple[int, ...]
     text: str                       # mask glyph `_` where masked
     masked: tuple[bool, ...]
@@ -136,6 +139,20 @@ class DenoiseState:
     @property
     def generated(self) -> int:
         return sum(not f for f in self.fixed)
+
+    def role(self, i: int) -> str:
+        """What character i is in this state: one of ROLES (every view colours by this)."""
+        if self.fixed[i]:
+            return "prompt"
+        if self.remasked[i]:
+            return "remasked"
+        if self.masked[i]:
+            return "masked"
+        return "revealed" if self.revealed[i] else "text"
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        return tuple(self.role(i) for i in range(len(self.tokens)))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -152,7 +152,7 @@ def render_frame(state, mask_history: list[int], title: str = "Diffusion decodin
     draw.text((W - m, m), f"step {state.step} / {state.total_steps}", fill=INK, font=big, anchor="ra")
     stats = f"masks left {state.num_masked}   model evaluations {state.nfe}   {state.elapsed:.2f} s"
     draw.text((m, m + 44 * s), stats + ("   done" if state.done else ""), fill=MUTED, font=font(round(18 * s)))
-    progress = 1.0 if state.done else min(max(1.0 - state.t, 0.0), 1.0)
+    progress = 1.0 if state.done else min(max(1.0 - state.u, 0.0), 1.0)
     bar = (m, m + 78 * s, W - m, m + 90 * s)
     draw.rounded_rectangle(bar, radius=6 * s, fill=TRACK)
     if progress > 0:

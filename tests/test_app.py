@@ -91,7 +91,7 @@ def test_unknown_characters_are_dropped_with_a_message(notes):
     (PROMPT, dict(steps=5000), "between 1 and 1000"),
     (PROMPT, dict(temperature="hot"), "must be a number"),
     (PROMPT, dict(top_p=0), "must be in (0, 1]"),
-    (PROMPT, dict(strategy="telepathy"), "nknown remasking strategy"),
+    (PROMPT, dict(remasking="telepathy"), "nknown remasking strategy"),
 ])
 def test_bad_input_warns_instead_of_raising(notes, prompt, kw, expected):
     outputs = run(prompt, **kw)

@@ -10,7 +10,7 @@ from microdllm.checkpoint import load_checkpoint
 from microdllm.config import get_preset
 from microdllm.model import Transformer
 from microdllm.original import import_original
-from microdllm.sampling import POLISH_CONFIDENCE, PRESETS, STRATEGIES, denoise, generate, spread_out
+from microdllm.sampling import POLISH_CONFIDENCE, PRESETS, REMASKING_CHOICES, denoise, generate, spread_out
 
 FIXTURE = ROOT / "tests" / "fixtures" / "original-imported"
 ORIGINAL = SHARED / "fixtures" / "original-checkpoint"
@@ -48,22 +48,22 @@ def check_invariants(states, tok, prompt_ids):
         else:
             assert s.revealed == tuple(a and not b for a, b in zip(prev.masked, s.masked))
         assert s.remasked == tuple(b and not a for a, b in zip(prev.masked, s.masked))
-        assert s.nfe >= prev.nfe and s.t <= prev.t
+        assert s.nfe >= prev.nfe and s.u <= prev.u
     assert not any(m for m, f in zip(last.masked, last.fixed) if f)
 
 
-@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("strategy", REMASKING_CHOICES)
 @pytest.mark.parametrize("remask_ratio", [0.0, 0.5, 1.0])
 def test_invariants_for_every_strategy(lm, strategy, remask_ratio):
     model, tok = lm
     prompt = "Once upon a time"
     model.calls = 0
-    states = list(denoise(model, tok, prompt, strategy=strategy, remask_ratio=remask_ratio, steps=12,
+    states = list(denoise(model, tok, prompt, remasking=strategy, remask_ratio=remask_ratio, steps=12,
                           gen_len=30, temperature=0.9, top_k=20, top_p=0.95, seed=5, threshold=0.5))
     check_invariants(states, tok, dict(enumerate(tok.encode(prompt))))
     assert states[-1].nfe == model.calls          # nfe counts real model evaluations
     assert states[-1].text.startswith(prompt) and len(states[-1].text) == len(prompt) + 30
-    again = list(denoise(model, tok, prompt, strategy=strategy, remask_ratio=remask_ratio, steps=12,
+    again = list(denoise(model, tok, prompt, remasking=strategy, remask_ratio=remask_ratio, steps=12,
                          gen_len=30, temperature=0.9, top_k=20, top_p=0.95, seed=5, threshold=0.5))
     assert [s.tokens for s in again] == [s.tokens for s in states]          # same seed, same trace
 
@@ -71,7 +71,7 @@ def test_invariants_for_every_strategy(lm, strategy, remask_ratio):
 def test_masked_count_follows_the_schedule_and_steps_are_independent_of_T(lm):
     model, tok = lm
     model.times = []
-    states = list(denoise(model, tok, "Hi", steps=10, gen_len=40, strategy="low_confidence", threshold=None,
+    states = list(denoise(model, tok, "Hi", steps=10, gen_len=40, remasking="low_confidence", threshold=None,
                           reveal_schedule=None, polish=0))  # the model's own (cosine) schedule
     masks = [s.num_masked for s in states]
     assert masks == sorted(masks, reverse=True) and masks[0] == 40 and masks[-1] == 0
@@ -83,7 +83,7 @@ def test_masked_count_follows_the_schedule_and_steps_are_independent_of_T(lm):
 def test_linear_reveal_schedule_tells_the_model_its_training_time(lm):
     model, tok = lm
     model.times = []
-    states = list(denoise(model, tok, "Hi", steps=10, gen_len=40, strategy="random", threshold=None,
+    states = list(denoise(model, tok, "Hi", steps=10, gen_len=40, remasking="random", threshold=None,
                           reveal_schedule="linear", polish=0))
     assert [s.num_masked for s in states] == [40, 36, 32, 28, 24, 20, 16, 12, 8, 4, 0]  # 4 per step
     # Linear leaves a share u masked; the cosine-trained model saw that share at 2/pi * acos(1 - u).
@@ -133,7 +133,7 @@ def test_spread_out_keeps_picks_apart_and_still_fills_its_quota():
 
 def test_spread_reveals_characters_far_apart_in_each_step(lm):
     model, tok = lm
-    states = list(denoise(model, tok, "", strategy="spread", steps=8, gen_len=64, threshold=None,
+    states = list(denoise(model, tok, "", remasking="spread", steps=8, gen_len=64, threshold=None,
                           reveal_schedule="linear"))
     first = [i for i, r in enumerate(states[1].revealed) if r]
     assert len(first) == 8 and min(b - a for a, b in zip(first, first[1:])) >= 4   # half of 64 / 8
@@ -170,7 +170,7 @@ def test_polish_rereads_the_draft_and_rewrites_only_what_the_model_is_sure_of(lm
     draft, passes = states[-4], states[-3:]
     assert draft.text == "ab ab" + "b" * 24 and not draft.done      # the draft, before polishing
     assert [s.nfe - draft.nfe for s in passes] == [1, 2, 3] and model.calls == states[-1].nfe
-    assert all(s.num_masked == 0 and s.t == 0.0 for s in passes) and states[-1].total_steps == 4 + 3
+    assert all(s.num_masked == 0 and s.u == 0.0 for s in passes) and states[-1].total_steps == 4 + 3
     if p_a > POLISH_CONFIDENCE:   # every written character was re-read once and rewritten; the prompt kept
         assert states[-1].text == "ab ab" + "a" * 24
         assert [sum(s.revealed) for s in passes] == [8, 8, 8]
@@ -188,9 +188,9 @@ def test_polish_is_off_for_classic_and_checked(lm):
 def test_threshold_stops_as_soon_as_nothing_is_masked(lm):
     model, tok = lm
     model.calls = 0
-    states = list(denoise(model, tok, "O", strategy="threshold", threshold=1e-9, steps=50, gen_len=20, polish=0))
+    states = list(denoise(model, tok, "O", remasking="low_confidence", threshold=1e-9, steps=50, gen_len=20, polish=0))
     assert model.calls == 1 and states[-1].done and states[-1].step == 1  # everything passes: one evaluation
-    polished = list(denoise(model, tok, "O", strategy="threshold", threshold=1e-9, steps=50, gen_len=20, polish=2))
+    polished = list(denoise(model, tok, "O", remasking="low_confidence", threshold=1e-9, steps=50, gen_len=20, polish=2))
     assert polished[-1].nfe == 3 and polished[-1].step == 3 and sum(s.done for s in polished) == 1  # then 2 passes
 
 
@@ -220,7 +220,7 @@ def test_empty_prompt_is_unconditional(lm):
     (dict(reveal_schedule="wavy"), "unknown reveal schedule"),
     (dict(threshold=1.5), r"\(0, 1\]"),
     (dict(remask_ratio=2), r"\[0, 1\]"),
-    (dict(strategy="magic"), "unknown remasking strategy"),
+    (dict(remasking="magic"), "unknown remasking strategy"),
     (dict(prompt="no masks", infill=True), "no masks"),
 ])
 def test_bad_input_gives_one_clear_error(lm, kwargs, message):

@@ -55,7 +55,7 @@ import torch
 from .diffusion import SCHEDULES, CosineSchedule, Schedule, get_schedule
 from .tokenizer import MASK_GLYPH, CharTokenizer
 
-STRATEGIES = ("low_confidence", "margin", "entropy", "random", "spread", "none", "threshold")
+REMASKING_CHOICES = ("low_confidence", "margin", "entropy", "random", "spread", "none")
 CONFIDENCE_STRATEGIES = ("low_confidence", "margin", "entropy", "random", "spread")
 SPREAD_GAP = 0.5   # `spread`: reveals in one step are >= this share of their mean spacing apart
 POLISH_CONFIDENCE = 0.5   # a polish pass replaces a character only with one the model gives more than this
@@ -71,7 +71,7 @@ class SamplingError(ValueError):
 class SamplerConfig:
     steps: int = 12
     temperature: float = 0.0        # 0 = greedy
-    strategy: str = "spread"
+    remasking: str = "spread"
     remask_ratio: float = 0.0
     gen_len: int | None = 200       # None: to the end of the context
     top_k: int = 0                  # 0 = off
@@ -107,7 +107,7 @@ def switches(threshold: float | None, reveal_schedule: str | None) -> dict:
 
 PRESETS = {
     "default": DEFAULT,
-    "classic": SamplerConfig(steps=100, temperature=0.0, strategy="low_confidence", remask_ratio=1.0,
+    "classic": SamplerConfig(steps=100, temperature=0.0, remasking="low_confidence", remask_ratio=1.0,
                              gen_len=None, threshold=None, reveal_schedule=None, final_pass=True, polish=0),
 }
 
@@ -160,8 +160,8 @@ class DenoiseState:
 
 def validate(cfg: SamplerConfig, prompt_len: int, block_size: int, n_masks: int | None = None) -> int:
     """Check every knob; return the number of positions to generate. Errors say the limit."""
-    if cfg.strategy not in STRATEGIES:
-        raise SamplingError(f"unknown remasking strategy {cfg.strategy!r}; choose one of: {', '.join(STRATEGIES)}")
+    if cfg.remasking not in REMASKING_CHOICES:
+        raise SamplingError(f"unknown remasking strategy {cfg.remasking!r}; choose one of: {', '.join(REMASKING_CHOICES)}")
     if not 1 <= cfg.steps <= MAX_STEPS:
         raise SamplingError(f"steps must be between 1 and {MAX_STEPS}, got {cfg.steps}")
     if not (cfg.temperature >= 0 and math.isfinite(cfg.temperature)):
@@ -228,12 +228,12 @@ def propose(logits: torch.Tensor, cfg: SamplerConfig, generator: torch.Generator
         weights[:, mask_id] = 0.0
         tokens = torch.multinomial(weights, 1, generator=generator).squeeze(-1)
     p_token = probs.gather(-1, tokens[:, None]).squeeze(-1)
-    if cfg.strategy == "margin":
+    if cfg.remasking == "margin":
         top2 = probs.topk(2, dim=-1).values
         score = top2[:, 0] - top2[:, 1]
-    elif cfg.strategy == "entropy":
+    elif cfg.remasking == "entropy":
         score = (probs * probs.clamp_min(1e-30).log()).sum(-1)  # -H: higher = more certain
-    elif cfg.strategy in ("random", "spread"):
+    elif cfg.remasking in ("random", "spread"):
         score = torch.rand(p_token.shape, generator=generator)
     else:
         score = p_token
@@ -286,11 +286,11 @@ def spread_out(score: torch.Tensor, k: int, allowed: torch.Tensor, gap_share: fl
 def choose_reveal(cfg: SamplerConfig, score: torch.Tensor, p_token: torch.Tensor, masked: torch.Tensor,
                   quota: int, a_now: float, a_next: float, generator: torch.Generator) -> torch.Tensor:
     """Which masked positions get their proposed token this step (strategies that never re-open)."""
-    if cfg.strategy == "none":
+    if cfg.remasking == "none":
         p_reveal = 1.0 if a_now >= 1 else (a_next - a_now) / (1 - a_now)
         return masked & (torch.rand(masked.shape, generator=generator) < p_reveal)
     # the `quota` highest-scoring masked positions (kept apart for `spread`)
-    reveal = spread_out(score, quota, masked) if cfg.strategy == "spread" else lowest(-score, quota, masked)
+    reveal = spread_out(score, quota, masked) if cfg.remasking == "spread" else lowest(-score, quota, masked)
     if cfg.threshold is not None and cfg.threshold < 1:
         reveal |= masked & (p_token >= cfg.threshold)
     return reveal
@@ -336,7 +336,7 @@ def _steps(model, tokenizer: CharTokenizer, prompt: str, cfg: SamplerConfig, inf
     editable = [i for i, f in enumerate(fixed) if not f]
     conf = torch.full(x.shape, float("nan"))
     g = torch.Generator().manual_seed(cfg.seed)
-    reopen = cfg.strategy in CONFIDENCE_STRATEGIES and cfg.remask_ratio > 0
+    reopen = cfg.remasking in CONFIDENCE_STRATEGIES and cfg.remask_ratio > 0
     blocks = _blocks(editable, cfg.block_len, cfg.steps)
     passes = min(cfg.polish, len(editable))
     total = sum(n for _, n in blocks) + cfg.final_pass + passes
@@ -378,12 +378,12 @@ def _steps(model, tokenizer: CharTokenizer, prompt: str, cfg: SamplerConfig, inf
                 cap = n if cfg.remask_ratio >= 1 else math.floor(cfg.remask_ratio * (n - n_masked))
                 open_ = masked | lowest(score, cap, ~masked)
                 x[pos], conf[pos] = tokens, p_tok
-                if cfg.strategy == "spread":
+                if cfg.remasking == "spread":
                     stay = open_ & ~spread_out(score, int(open_.sum()) - target, open_)
                 else:
                     stay = lowest(score, target, open_)
                 x[pos[stay]] = mask_id
-            elif quota > 0 or cfg.strategy == "none":
+            elif quota > 0 or cfg.remasking == "none":
                 tokens, p_tok, score = propose(run_model(u_now)[pos], cfg, g, mask_id)
                 reveal = choose_reveal(cfg, score, p_tok, masked, quota, a_now, a_next, g)
                 x[pos[reveal]], conf[pos[reveal]] = tokens[reveal], p_tok[reveal]
@@ -430,14 +430,14 @@ def _left_to_right(model, tokenizer, prompt, cfg) -> Iterator[DenoiseState]:
     if not model.config.causal:
         raise SamplingError("left-to-right generation needs a causal (autoregressive) model")
     ids = tokenizer.encode(prompt)
-    n_gen = validate(cfg.replace(strategy="low_confidence"), len(ids), model.config.block_size)
+    n_gen = validate(cfg.replace(remasking="low_confidence"), len(ids), model.config.block_size)
     device = next(model.parameters()).device
     mask_id, n = tokenizer.mask_id, len(ids)
     x = torch.tensor(ids + [mask_id] * n_gen)
     fixed = tuple([True] * n + [False] * n_gen)
     conf = torch.full(x.shape, float("nan"))
     g = torch.Generator().manual_seed(cfg.seed)
-    greedy = cfg.replace(strategy="low_confidence")
+    greedy = cfg.replace(remasking="low_confidence")
     # A story starts after a blank line in the training text: the hidden context of an empty prompt.
     start = torch.tensor(tokenizer.encode(tokenizer.clean("\n\n")) or [mask_id])
 

@@ -129,7 +129,7 @@ def test_an_unexpected_error_is_one_warning(notes, monkeypatch):
 
 def state(text, fixed=(), masked=(), revealed=(), remasked=(), conf=0.5, done=False):
     n = len(text)
-    return DenoiseState(step=1, total_steps=2, t=0.5, tokens=tuple(range(n)), text=text,
+    return DenoiseState(step=1, total_steps=2, u=0.5, tokens=tuple(range(n)), text=text,
                         masked=tuple(i in masked or i in remasked for i in range(n)),
                         revealed=tuple(i in revealed for i in range(n)),
                         remasked=tuple(i in remasked for i in range(n)),

@@ -26,7 +26,7 @@ def make_state(text, fixed=(), masked=(), revealed=(), remasked=(), step=3):
     n = len(text)
     is_masked = [i in masked or i in remasked for i in range(n)]
     shown = "".join("_" if m else c for m, c in zip(is_masked, text))
-    return DenoiseState(step=step, total_steps=8, t=0.5, tokens=tuple(range(n)), text=shown,
+    return DenoiseState(step=step, total_steps=8, u=0.5, tokens=tuple(range(n)), text=shown,
                         masked=tuple(is_masked), revealed=tuple(i in revealed for i in range(n)),
                         remasked=tuple(i in remasked for i in range(n)), confidence=(0.9,) * n,
                         fixed=tuple(i in fixed for i in range(n)), nfe=step, elapsed=0.1)

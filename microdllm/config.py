@@ -22,12 +22,21 @@ class ModelConfig:
     shift: bool = False         # predict each character from the position to its left, behind a learned
                                 # start vector: the alignment of an autoregressive model, so a diffusion
                                 # model can start from one (DiffuGPT, Gong et al. 2025; Dream 7B)
+    attn_block: int | None = None  # block-causal attention: positions see their own block of this many
+                                # and every block before it (block diffusion, BD3-LM); None: all see all
 
     def __post_init__(self):
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
         if self.shift and self.causal:
             raise ValueError("shift is for bidirectional models; a causal model predicts the next character already")
+        if self.attn_block is not None:
+            if self.causal:
+                raise ValueError("attn_block is for block diffusion; a causal model attends left to right already")
+            if not 1 <= self.attn_block <= self.block_size:
+                raise ValueError(f"attn_block must be between 1 and block_size ({self.block_size}), got {self.attn_block}")
+            if self.time_embedding:
+                raise ValueError("a block-causal model has one noise level per block: use it without a timestep embedding")
         if (self.n_embd // self.n_head) % 2:
             raise ValueError("head_dim must be even for rotary embeddings")
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "timesteps"):
@@ -37,6 +46,13 @@ class ModelConfig:
     @property
     def head_dim(self) -> int:
         return self.n_embd // self.n_head
+
+    @property
+    def kind(self) -> str:
+        """"autoregressive", "block diffusion" or "diffusion" (full sequence): what the attention pattern makes it."""
+        if self.causal:
+            return "autoregressive"
+        return "block diffusion" if self.attn_block is not None and self.attn_block < self.block_size else "diffusion"
 
     def replace(self, **changes) -> "ModelConfig":
         return dataclasses.replace(self, **changes)

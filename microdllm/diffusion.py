@@ -157,3 +157,33 @@ def autoregressive_loss(logits: torch.Tensor, x: torch.Tensor, mask_id: int) -> 
     logits = logits[:, :-1].float().clone()
     logits[..., mask_id] = float("-inf")
     return F.cross_entropy(logits.reshape(-1, logits.size(-1)), x[:, 1:].reshape(-1))
+
+
+# ---- block diffusion (BD3-LM, Arriola et al. 2025) -------------------------------------------------
+# The sequence is cut into blocks of B characters, each with its own noise level; a block-causal model
+# (model.py, attn_block=B) denoises each block seeing the clean blocks before it. With `shift` (the
+# alignment of an autoregressive model) the last character of a block is read by the *next* block's
+# first input, so it is never an input of its own block: it is always predicted and never masked as an
+# input. B = 1 with shift is then exactly next-character prediction.
+
+def always_predicted(length: int, block: int, shift: bool) -> torch.Tensor:
+    """(length,) booleans: the positions a block-causal model must predict whatever the noise (with
+    shift, the last of each block of `block`)."""
+    if not shift:
+        return torch.zeros(length, dtype=torch.bool)
+    return torch.arange(length) % block == block - 1
+
+
+def corrupt_blocks(x0: torch.Tensor, block: int, schedule: Schedule, mask_id: int, shift: bool = False,
+                   u_range: tuple[float, float] = (0.0, 1.0),
+                   generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Block-diffusion forward process: block b of every row gets a time u_b ~ U[u_range] (BD3-LM's
+    clipped schedule when the range is narrower than [0, 1]) and each of its characters is masked with
+    probability 1 - a(u_b). Returns (x_t, targets, u): targets = masked or always predicted, (B, L)."""
+    rows, L = x0.shape
+    lo, hi = u_range
+    u = lo + (hi - lo) * torch.rand(rows, -(-L // block), generator=generator)
+    u = u.repeat_interleave(block, dim=1)[:, :L]
+    masked = torch.rand(x0.shape, generator=generator) < schedule.mask_prob(u.double()).float()
+    always = always_predicted(L, block, shift)
+    return x0.masked_fill(masked & ~always, mask_id), masked | always, u

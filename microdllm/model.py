@@ -8,6 +8,13 @@ untied LM head, learned timestep embedding added to the token embeddings.
 With `shift=True` a learned start vector goes in front of the sequence and the output at
 position i - 1 is the prediction for character i, as in a left-to-right model; the logits
 keep the usual alignment (logits[:, i] is about character i), so no caller needs to know.
+
+With `attn_block=B` attention is block-causal (BD3-LM, Arriola et al. 2025): the network's
+inputs (the start vector and characters, with `shift`) are cut into blocks of B, and each input
+sees its own block and every block before it. Blocks behind the one being written are then
+fixed, so their keys and values can be cached (`KVCache`, `extend`), and `forward_pair` scores
+every block of a sequence at once against the clean blocks behind it, in one pass. A position
+i is predicted by input i either way, so logits for characters [s, e) come from inputs [s, e).
 """
 from __future__ import annotations
 
@@ -29,24 +36,52 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
     return torch.cat([x1 * cos + x2 * sin, x2 * cos - x1 * sin], dim=-1)
 
 
+def block_causal_mask(n_q: int, n_k: int, block: int, q_start: int = 0, k_start: int = 0) -> torch.Tensor:
+    """(n_q, n_k) booleans, True where query position q_start + i may see key position k_start + j:
+    its own block of `block` positions and every block before it. block = 1 is causal attention."""
+    q_blocks = (torch.arange(n_q) + q_start) // block
+    k_blocks = (torch.arange(n_k) + k_start) // block
+    return k_blocks[None, :] <= q_blocks[:, None]
+
+
+class KVCache:
+    """Keys and values of the inputs [0, length) of one sequence, per layer (after RoPE and QK-norm)."""
+
+    def __init__(self, n_layer: int):
+        self.keys: list[torch.Tensor | None] = [None] * n_layer
+        self.values: list[torch.Tensor | None] = [None] * n_layer
+        self.length = 0
+
+    def layer(self, i: int, k: torch.Tensor, v: torch.Tensor, keep: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The cached keys/values of layer i followed by k, v (B, H, n, D); the first `keep` new ones are kept."""
+        if self.keys[i] is not None:
+            k, v = torch.cat([self.keys[i], k], dim=2), torch.cat([self.values[i], v], dim=2)
+        if keep:
+            end = self.length + keep
+            self.keys[i], self.values[i] = k[:, :, :end], v[:, :, :end]
+        return k, v
+
+
 class Attention(nn.Module):
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, index: int = 0):
         super().__init__()
-        self.n_head, self.head_dim, self.causal = cfg.n_head, cfg.head_dim, cfg.causal
+        self.n_head, self.head_dim, self.causal, self.index = cfg.n_head, cfg.head_dim, cfg.causal, index
         self.c_q = nn.Linear(cfg.n_embd, cfg.n_embd, bias=False)
         self.c_k = nn.Linear(cfg.n_embd, cfg.n_embd, bias=False)
         self.c_v = nn.Linear(cfg.n_embd, cfg.n_embd, bias=False)
         self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=False)
 
-    def forward(self, x, cos, sin):
+    def forward(self, x, cos, sin, mask=None, cache: KVCache | None = None, keep: int = 0):
+        """mask: (L, L_keys) booleans or None (all-to-all, or causal for a causal model)."""
         B, L, C = x.shape
         q = self.c_q(x).view(B, L, self.n_head, self.head_dim)
         k = self.c_k(x).view(B, L, self.n_head, self.head_dim)
         v = self.c_v(x).view(B, L, self.n_head, self.head_dim)
         q, k = norm(apply_rotary(q, cos, sin)), norm(apply_rotary(k, cos, sin))  # RoPE, then QK-norm
-        y = F.scaled_dot_product_attention(
-            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=self.causal
-        )  # (B, H, L, D)
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+        if cache is not None:
+            k, v = cache.layer(self.index, k, v, keep)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=self.causal and mask is None)
         return self.c_proj(y.transpose(1, 2).reshape(B, L, C))
 
 
@@ -61,13 +96,13 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, index: int = 0):
         super().__init__()
-        self.attn = Attention(cfg)
+        self.attn = Attention(cfg, index)
         self.mlp = MLP(cfg)
 
-    def forward(self, x, cos, sin):
-        x = x + self.attn(norm(x), cos, sin)
+    def forward(self, x, cos, sin, mask=None, cache=None, keep=0):
+        x = x + self.attn(norm(x), cos, sin, mask, cache, keep)
         return x + self.mlp(norm(x))
 
 
@@ -78,7 +113,7 @@ class Transformer(nn.Module):
         self.token_emb = nn.Embedding(cfg.vocab_size, cfg.n_embd)
         self.timestep_emb = nn.Embedding(cfg.timesteps + 1, cfg.n_embd) if cfg.time_embedding else None
         self.start = nn.Parameter(torch.empty(cfg.n_embd)) if cfg.shift else None
-        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
+        self.blocks = nn.ModuleList(Block(cfg, i) for i in range(cfg.n_layer))
         self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
         cos, sin = self._rotary_tables(2 * cfg.block_size, cfg.head_dim)
         self.register_buffer("cos", cos, persistent=False)
@@ -95,24 +130,64 @@ class Transformer(nn.Module):
         angles = torch.outer(torch.arange(seq_len, dtype=torch.float32), inv_freq)
         return angles.cos()[None, :, None, :], angles.sin()[None, :, None, :]  # (1, L, 1, D/2)
 
-    def forward(self, idx: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
-        """idx: (B, L) token ids; t: (B,) integer timesteps in [0, T] or None. Returns (B, L, V) logits."""
-        B, L = idx.shape
+    def inputs(self, idx: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
+        """The network's input vectors: token embeddings (behind the start vector with `shift`),
+        plus the timestep embedding. (B, L or L + 1, C)."""
         x = self.token_emb(idx)
         if self.start is not None:
-            x = torch.cat([self.start.expand(B, 1, -1), x], dim=1)
-        n = x.size(1)
-        if n > self.cos.size(1):
-            raise ValueError(f"sequence of {L} tokens exceeds the rotary table ({self.cos.size(1)})")
+            x = torch.cat([self.start.expand(idx.size(0), 1, -1), x], dim=1)
+        if x.size(1) > self.cos.size(1):
+            raise ValueError(f"sequence of {idx.size(1)} tokens exceeds the rotary table ({self.cos.size(1)})")
         if self.timestep_emb is not None and t is not None:
             x = x + self.timestep_emb(t).unsqueeze(1)
+        return x
+
+    def _run(self, x, start: int = 0, mask=None, cache=None, keep=0, positions=None):
+        """The blocks and the head over inputs at positions start, start + 1, ... (or `positions`)."""
+        pos = positions if positions is not None else torch.arange(start, start + x.size(1), device=x.device)
+        cos, sin = self.cos[:, pos], self.sin[:, pos]
         x = norm(x)
-        cos, sin = self.cos[:, :n], self.sin[:, :n]
         for block in self.blocks:
-            x = block(x, cos, sin)
-        if self.start is not None:
-            x = x[:, :L]  # the output at position i - 1 (the start vector for i = 0) is about character i
+            x = block(x, cos, sin, mask, cache, keep)
         return self.lm_head(norm(x))
+
+    def _mask(self, n_q: int, n_k: int, q_start: int = 0) -> torch.Tensor | None:
+        block = self.config.attn_block or (1 if self.config.causal else None)
+        if block is None:
+            return None
+        return block_causal_mask(n_q, n_k, block, q_start).to(self.cos.device)
+
+    def forward(self, idx: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
+        """idx: (B, L) token ids; t: (B,) integer timesteps in [0, T] or None. Returns (B, L, V) logits."""
+        L = idx.size(1)
+        x = self.inputs(idx, t)
+        mask = self._mask(x.size(1), x.size(1)) if self.config.attn_block else None
+        return self._run(x, mask=mask)[:, :L]  # with `shift`: the output at i - 1 is about character i
+
+    def forward_pair(self, noisy: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
+        """Logits for every block of `noisy`, each seeing itself and the blocks of `clean` before it
+        (the vectorised block-diffusion pass of BD3-LM: x_t and x_0 side by side, one forward)."""
+        B, L = noisy.shape
+        xt, x0 = self.inputs(noisy), self.inputs(clean)
+        n = xt.size(1)
+        block = self.config.attn_block or n
+        seen = block_causal_mask(n, n, block)                       # own block and those before it
+        before = block_causal_mask(n, n, block, q_start=-block)     # blocks strictly before
+        mask = torch.cat([torch.cat([seen & ~before, before], 1),   # noisy: itself, then clean context
+                          torch.cat([torch.zeros_like(seen), seen], 1)], 0).to(xt.device)   # clean: clean only
+        pos = torch.arange(n, device=xt.device).repeat(2)
+        return self._run(torch.cat([xt, x0], 1), mask=mask, positions=pos)[:, :L]
+
+    @torch.inference_mode()
+    def extend(self, idx: torch.Tensor, end: int, cache: KVCache, keep: int = 0) -> torch.Tensor:
+        """Logits for characters [cache.length, end) of `idx` (1, >= end), computed from the inputs
+        [cache.length, end) against the cached ones; the first `keep` of those inputs join the cache.
+        For block-causal (and causal) models: keep the cache at the end of a block that is final."""
+        start = cache.length
+        x = self.inputs(idx[:, :end])[:, start:end]
+        logits = self._run(x, start, self._mask(end - start, end, q_start=start), cache, keep)
+        cache.length += keep
+        return logits
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())

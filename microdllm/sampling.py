@@ -49,6 +49,7 @@ from typing import Iterator
 import torch
 
 from .diffusion import SCHEDULES, CosineSchedule, Schedule, get_schedule
+from .model import KVCache
 from .remasking import REMASKING_CHOICES, SCORED, choose_reveal, lowest, propose, spread_out
 from .tokenizer import MASK_GLYPH, CharTokenizer
 
@@ -142,6 +143,9 @@ class DenoiseState:
     nfe: int                        # model evaluations so far
     elapsed: float                  # seconds the sampler itself has worked (time spent by the consumer excluded)
     done: bool = False
+    block: tuple[int, int] | None = None    # positions [start, end) being written (None: all at once)
+    boundaries: tuple[int, ...] = ()        # where each block of the run starts
+    positions_evaluated: int = 0            # input positions the network has processed so far (its work)
 
     @property
     def num_masked(self) -> int:
@@ -188,17 +192,41 @@ def generation_length(cfg: SamplerConfig, prompt_len: int, block_size: int, n_ma
     return gen_len
 
 
-def split_blocks(positions: list[int], block_len: int | None, steps: int) -> list[tuple[list[int], int]]:
+@dataclass(frozen=True)
+class BlockPlan:
+    positions: list[int]                # the generated positions written in this block
+    steps: int                          # denoising steps it gets
+    span: tuple[int, int] | None        # [start, end): its extent in the sequence (None: the whole)
+
+
+def split_blocks(positions: list[int], block_len: int | None, steps: int) -> list[BlockPlan]:
     """Split the generated positions into semi-autoregressive blocks and share the steps between them."""
     if not block_len or block_len >= len(positions):
-        return [(positions, steps)]
-    chunks = [positions[i:i + block_len] for i in range(0, len(positions), block_len)]
+        chunks = [positions]
+    else:
+        chunks = [positions[i:i + block_len] for i in range(0, len(positions), block_len)]
     per, extra = divmod(steps, len(chunks))
-    return [(chunk, max(1, per + (b < extra))) for b, chunk in enumerate(chunks)]
+    return [BlockPlan(chunk, max(1, per + (b < extra)), (chunk[0], chunk[-1] + 1) if len(chunks) > 1 else None)
+            for b, chunk in enumerate(chunks)]
+
+
+def model_blocks(positions: list[int], block: int, length: int, steps: int) -> list[BlockPlan]:
+    """The blocks of a block-causal model, aligned as in training (every `block` positions from 0);
+    each gets up to `steps` steps (never more than it has positions to write)."""
+    out = []
+    for b in range(positions[0] // block, (positions[-1] // block) + 1):
+        span = (b * block, min(length, (b + 1) * block))
+        chunk = [p for p in positions if span[0] <= p < span[1]]
+        if chunk:
+            out.append(BlockPlan(chunk, min(steps, len(chunk)), span))
+    return out
 
 
 class _Canvas:
-    """The sequence being written, and the model evaluations that write it (mutable; states are not)."""
+    """The sequence being written, and the model evaluations that write it (mutable; states are not).
+
+    A block-causal model keeps the blocks behind the one being written in a KV cache: an evaluation
+    then runs only the block's positions (and, once, the block just finished, to cache it)."""
 
     def __init__(self, model, tokenizer: CharTokenizer, ids: list[int], cfg: SamplerConfig, schedule: Schedule):
         self.model, self.tokenizer, self.cfg, self.schedule = model, tokenizer, cfg, schedule
@@ -210,17 +238,42 @@ class _Canvas:
         self.editable = [i for i, f in enumerate(self.fixed) if not f]
         self.conf = torch.full(self.x.shape, float("nan"))
         self.generator = torch.Generator().manual_seed(cfg.seed)
-        self.nfe = self.step = 0
+        self.nfe = self.step = self.work = 0
+        block = getattr(model.config, "attn_block", None)
+        self.cache = KVCache(model.config.n_layer) if block and hasattr(model, "extend") else None
+        if block:
+            self.blocks = model_blocks(self.editable, block, len(ids), cfg.steps)
+        else:
+            self.blocks = split_blocks(self.editable, cfg.block_len, cfg.steps)
+        self.boundaries = tuple(b.span[0] for b in self.blocks if b.span)
+        self.block: tuple[int, int] | None = None
 
-    def logits(self, u: float) -> torch.Tensor:
+    def logits(self, u: float, clean: torch.Tensor | None = None) -> torch.Tensor:
         """One model evaluation at the training time whose schedule leaves as many masks as the
-        reveal schedule does at u. (L, V) logits on the CPU."""
+        reveal schedule does at u. (L, V) logits on the CPU (only the current block's rows for a
+        block-causal model writing a block). clean: the draft a polish pass re-reads."""
         self.nfe += 1
         if self.reveal_schedule.name != self.schedule.name:
             u = self.schedule.time_at(self.reveal_schedule.alpha(u))
         mcfg = self.model.config
+        x = self.x[None].to(self.device)
+        if self.cache is not None and self.block is not None:
+            return self._block_logits(x)
+        self.work += len(self.x) * (1 + (clean is not None and self.cache is not None))
+        if self.cache is not None and clean is not None:   # each block seeing the clean draft behind it
+            return self.model.forward_pair(x, clean[None].to(self.device))[0].float().cpu()
         t = torch.tensor([round(u * mcfg.timesteps)], device=self.device) if mcfg.time_embedding else None
-        return self.model(self.x[None].to(self.device), t)[0].float().cpu()
+        return self.model(x, t)[0].float().cpu()
+
+    def _block_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The current block's logits, caching the finished blocks before it in the same evaluation."""
+        start, end = self.block
+        cached = self.cache.length
+        rows = self.model.extend(x, end, self.cache, keep=start - cached)[0, start - cached:].float().cpu()
+        self.work += end - cached
+        out = torch.zeros(len(self.x), rows.size(-1))
+        out[start:end] = rows
+        return out
 
     def any_masked(self) -> bool:
         return bool((self.x == self.mask_id).any())
@@ -231,18 +284,19 @@ class _Canvas:
         revealed = self.x != prev if rewritten else was & ~masked
         return DenoiseState(self.step, total, u, tuple(self.x.tolist()), self.tokenizer.decode(self.x.tolist()),
                             tuple(masked.tolist()), tuple(revealed.tolist()), tuple((~was & masked).tolist()),
-                            tuple(self.conf.tolist()), self.fixed, self.nfe, 0.0, done)
+                            tuple(self.conf.tolist()), self.fixed, self.nfe, 0.0, done,
+                            self.block, self.boundaries, self.work)
 
 
 # Each phase below changes the canvas one step at a time and yields (x before the step, u after it,
 # whether the phase is over, whether characters were rewritten rather than revealed); `_run` turns
 # each into a DenoiseState and decides, in one place, which state is the last.
 
-def _reveal(c: _Canvas, blocks) -> Iterator[tuple]:
+def _reveal(c: _Canvas) -> Iterator[tuple]:
     """Masked positions are revealed and stay revealed: LLaDA's low-confidence remasking and its kin."""
     cfg, g = c.cfg, c.generator
-    for block, n_steps in blocks:
-        pos, n = torch.tensor(block), len(block)
+    for block in c.blocks:
+        pos, n, n_steps, c.block = torch.tensor(block.positions), len(block.positions), block.steps, block.span
         for i in range(1, n_steps + 1):
             masked = c.x[pos] == c.mask_id
             n_masked = int(masked.sum())
@@ -263,13 +317,13 @@ def _reveal(c: _Canvas, blocks) -> Iterator[tuple]:
                 return
 
 
-def _refine(c: _Canvas, blocks) -> Iterator[tuple]:
+def _refine(c: _Canvas) -> Iterator[tuple]:
     """The original's refinement (remask_ratio r > 0): every step re-predicts the whole block, then
     re-masks the `target` least confident of the masked positions and the floor(r * revealed) least
     confident written ones. Runs every planned step."""
     cfg, g = c.cfg, c.generator
-    for b, (block, n_steps) in enumerate(blocks):
-        pos, n = torch.tensor(block), len(block)
+    for b, block in enumerate(c.blocks):
+        pos, n, n_steps, c.block = torch.tensor(block.positions), len(block.positions), block.steps, block.span
         for i in range(1, n_steps + 1):
             prev, u_now, u_next = c.x.clone(), (n_steps - i + 1) / n_steps, (n_steps - i) / n_steps
             masked = c.x[pos] == c.mask_id
@@ -284,12 +338,12 @@ def _refine(c: _Canvas, blocks) -> Iterator[tuple]:
                 stay = lowest(score, target, open_)
             c.x[pos[stay]] = c.mask_id
             c.step += 1
-            yield prev, u_next, b == len(blocks) - 1 and i == n_steps, False
+            yield prev, u_next, b == len(c.blocks) - 1 and i == n_steps, False
 
 
 def _final_pass(c: _Canvas) -> Iterator[tuple]:
     """The original's last step: a greedy re-prediction of every written character at t = 0."""
-    prev, ed = c.x.clone(), torch.tensor(c.editable)
+    prev, ed, c.block = c.x.clone(), torch.tensor(c.editable), None
     tokens, p_tok, _ = propose(c.logits(0.0)[ed], c.cfg.replace(temperature=0.0), c.generator, c.mask_id)
     c.x[ed], c.conf[ed] = tokens, p_tok
     c.step += 1
@@ -299,12 +353,12 @@ def _final_pass(c: _Canvas) -> Iterator[tuple]:
 def _polish(c: _Canvas, passes: int) -> Iterator[tuple]:
     """Re-read every passes-th written character with the rest in view; keep it unless the model
     is sure of another one."""
-    greedy = c.cfg.replace(temperature=0.0)
+    greedy, c.block = c.cfg.replace(temperature=0.0), None
     for j in range(passes):
         prev, pos = c.x.clone(), torch.tensor(c.editable[j::passes])
         c.x[pos] = c.mask_id
         u = c.reveal_schedule.time_at(1.0 - len(pos) / len(c.editable))   # the time that leaves this many masks
-        logits = c.logits(u)[pos]
+        logits = c.logits(u, clean=prev)[pos]
         proposal, p_best, _ = propose(logits, greedy, c.generator, c.mask_id)
         c.x[pos] = torch.where(p_best > POLISH_CONFIDENCE, proposal, prev[pos])
         c.conf[pos] = logits.softmax(-1).gather(-1, c.x[pos][:, None]).squeeze(-1)
@@ -317,6 +371,9 @@ def _run(model, tokenizer: CharTokenizer, prompt: str, cfg: SamplerConfig, infil
          schedule: Schedule) -> Iterator[DenoiseState]:
     """The reverse process: the all-masked start, the denoising phase, then the polish passes."""
     mask_id, block_size = tokenizer.mask_id, model.config.block_size
+    if infill and getattr(model.config, "attn_block", None):
+        raise SamplingError("this model writes block by block, left to right, so it cannot fill in blanks: "
+                            "infilling needs a full-sequence diffusion model")
     if infill:
         ids = tokenizer.encode_template(prompt)
         generation_length(cfg, len(ids), block_size, n_masks=ids.count(mask_id))
@@ -324,11 +381,10 @@ def _run(model, tokenizer: CharTokenizer, prompt: str, cfg: SamplerConfig, infil
         ids = tokenizer.encode(prompt)
         ids = ids + [mask_id] * generation_length(cfg, len(ids), block_size)
     c = _Canvas(model, tokenizer, ids, cfg, schedule)
-    blocks = split_blocks(c.editable, cfg.block_len, cfg.steps)
     passes = min(cfg.polish, len(c.editable))
-    total = sum(n for _, n in blocks) + cfg.final_pass + passes
+    total = sum(b.steps for b in c.blocks) + cfg.final_pass + passes
     refine = cfg.remasking in SCORED and cfg.remask_ratio > 0
-    phases = [_refine(c, blocks) if refine else _reveal(c, blocks)]
+    phases = [_refine(c) if refine else _reveal(c)]
     phases += [_final_pass(c)] * cfg.final_pass + [_polish(c, passes)] * bool(passes)
     yield c.state(c.x, 1.0, total, done=False)
     for k, phase in enumerate(phases):
@@ -350,11 +406,16 @@ def denoise(model, tokenizer: CharTokenizer, prompt: str = "", config: SamplerCo
             infill: bool = False, schedule: Schedule | None = None, **overrides) -> Iterator[DenoiseState]:
     """Yield the state after every denoising step, from all-masked (step 0) to clean text (done=True).
 
-    prompt: text to continue, or with infill=True a template whose `_` glyphs are filled in.
+    prompt: text to continue, or with infill=True a template whose `_` glyphs are filled in. A
+    block-causal model writes block by block (its blocks, KV-cached); a causal one left to right.
     Stop iterating at any time to cancel. `elapsed` counts the sampler's own time only, not the
     time the caller spends with each state (rendering, streaming).
     """
     cfg = (config or DEFAULT).replace(**overrides)
+    if model.config.causal:   # an autoregressive model writes left to right, through the same stream
+        if infill:
+            raise SamplingError("an autoregressive model writes left to right: it cannot fill in blanks")
+        return left_to_right(model, tokenizer, prompt, cfg)
     return _timed(_run(model, tokenizer, prompt, cfg, infill, schedule or CosineSchedule()))
 
 
@@ -374,32 +435,40 @@ def _left_to_right(model, tokenizer, prompt, cfg) -> Iterator[DenoiseState]:
     if not model.config.causal:
         raise SamplingError("left-to-right generation needs a causal (autoregressive) model")
     ids = tokenizer.encode(prompt)
-    n_gen = generation_length(cfg, len(ids), model.config.block_size)
-    device = next(model.parameters()).device
+    n_gen, L = generation_length(cfg, len(ids), model.config.block_size), model.config.block_size
     mask_id, n = tokenizer.mask_id, len(ids)
-    x = torch.tensor(ids + [mask_id] * n_gen)
-    fixed = tuple([True] * n + [False] * n_gen)
-    conf = torch.full(x.shape, float("nan"))
-    g = torch.Generator().manual_seed(cfg.seed)
-    greedy = cfg.replace(remasking="low_confidence")
     # A story starts after a blank line in the training text: the hidden context of an empty prompt.
-    start = torch.tensor(tokenizer.encode(tokenizer.clean("\n\n")) or [mask_id])
+    start = tokenizer.encode(tokenizer.clean("\n\n")) or [mask_id]
+    seq = torch.tensor(start + ids + [mask_id] * n_gen)        # what the model reads; x = seq[len(start):]
+    x, fixed = seq[len(start):], tuple([True] * n + [False] * n_gen)
+    conf = torch.full(x.shape, float("nan"))
+    g, greedy = torch.Generator().manual_seed(cfg.seed), cfg.replace(remasking="low_confidence")
+    cache, work = KVCache(model.config.n_layer), 0
 
     def state(step, revealed_at=None):
         masked = x == mask_id
         revealed = tuple(i == revealed_at for i in range(len(x)))
+        span = None if revealed_at is None else (revealed_at, revealed_at + 1)
         return DenoiseState(step, n_gen, 1 - step / n_gen, tuple(x.tolist()), tokenizer.decode(x.tolist()),
                             tuple(masked.tolist()), revealed, (False,) * len(x), tuple(conf.tolist()), fixed,
-                            step, 0.0, step == n_gen)
+                            step, 0.0, step == n_gen, span, (), work)
 
     yield state(0)
     for step in range(1, n_gen + 1):
-        i = n + step - 1                                   # the position written this step
-        context = torch.cat([start, x[:i]])[-model.config.block_size:]
-        logits = model(context[None].to(device))[0, -1:].float().cpu()
-        token, p_tok, _ = propose(logits, greedy, g, mask_id)
-        x[i], conf[i] = token[0], p_tok[0]
-        yield state(step, revealed_at=i)
+        end = len(start) + n + step - 1                    # the model reads seq[:end] to write x[end - len(start)]
+        if end <= L and hasattr(model, "extend"):          # KV-cached: only the new positions are evaluated
+            work += end - cache.length
+            logits = model.extend(seq[None].to(_device(model)), end, cache, keep=end - cache.length)[0, -1:]
+        else:                            # uncached (past the context: a sliding window)
+            work += min(end, L)
+            logits = model(seq[None, max(0, end - L):end].to(_device(model)))[0, -1:]
+        token, p_tok, _ = propose(logits.float().cpu(), greedy, g, mask_id)
+        x[end - len(start)], conf[end - len(start)] = token[0], p_tok[0]
+        yield state(step, revealed_at=end - len(start))
+
+
+def _device(model) -> torch.device:
+    return next(model.parameters()).device
 
 
 def generate(model, tokenizer, prompt: str = "", config: SamplerConfig | None = None, **kw) -> DenoiseState:

@@ -187,3 +187,20 @@ def corrupt_blocks(x0: torch.Tensor, block: int, schedule: Schedule, mask_id: in
     masked = torch.rand(x0.shape, generator=generator) < schedule.mask_prob(u.double()).float()
     always = always_predicted(L, block, shift)
     return x0.masked_fill(masked & ~always, mask_id), masked | always, u
+
+
+def block_diffusion_loss(kind: str, logits, x0, targets, u, schedule: Schedule, mask_id: int, always=None):
+    """The block objective (nats). masked_ce: mean cross-entropy over the targets. elbo: per character,
+    the continuous NELBO weight -a'(u) / (1 - a(u)) of its block's time on masked ones and 1 on the
+    always-predicted ones (their likelihood is exact), summed and divided by the characters."""
+    if kind == "masked_ce":
+        return masked_ce_loss(logits, x0, targets, mask_id)
+    if kind != "elbo":
+        raise ValueError(f"unknown loss {kind!r}; choose masked_ce or elbo")
+    always = torch.zeros_like(targets) if always is None else always.to(targets.device).expand_as(targets)
+    h = 1e-4
+    u = u.double().clamp(h, 1 - h)
+    slope = (schedule.alpha(u - h) - schedule.alpha(u + h)) / (2 * h)          # -a'(u)
+    w = torch.where(always, torch.ones_like(u), slope / schedule.mask_prob(u).clamp_min(1e-6)).float()
+    nll = masked_token_nll(logits, x0, mask_id)
+    return (nll * targets * w.to(nll.device)).sum() / x0.numel()

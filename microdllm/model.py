@@ -157,17 +157,22 @@ class Transformer(nn.Module):
             return None
         return block_causal_mask(n_q, n_k, block, q_start).to(self.cos.device)
 
-    def forward(self, idx: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
-        """idx: (B, L) token ids; t: (B,) integer timesteps in [0, T] or None. Returns (B, L, V) logits."""
+    def forward(self, idx: torch.Tensor, t: torch.Tensor | None = None, clean: torch.Tensor | None = None) -> torch.Tensor:
+        """idx: (B, L) token ids; t: (B,) integer timesteps in [0, T] or None. Returns (B, L, V) logits.
+
+        clean (block-causal models): a second (B, L) sequence that every block of `idx` sees in place
+        of the blocks before it, while seeing only itself of `idx`: the vectorised block-diffusion pass
+        of BD3-LM (x_t and x_0 side by side in one forward; `forward_pair`)."""
+        if clean is not None:
+            return self.forward_pair(idx, clean)
         L = idx.size(1)
         x = self.inputs(idx, t)
         mask = self._mask(x.size(1), x.size(1)) if self.config.attn_block else None
         return self._run(x, mask=mask)[:, :L]  # with `shift`: the output at i - 1 is about character i
 
     def forward_pair(self, noisy: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
-        """Logits for every block of `noisy`, each seeing itself and the blocks of `clean` before it
-        (the vectorised block-diffusion pass of BD3-LM: x_t and x_0 side by side, one forward)."""
-        B, L = noisy.shape
+        """Logits for every block of `noisy`, each seeing itself and the blocks of `clean` before it."""
+        L = noisy.size(1)
         xt, x0 = self.inputs(noisy), self.inputs(clean)
         n = xt.size(1)
         block = self.config.attn_block or n

@@ -12,32 +12,32 @@ Environment
     MICRODLLM_COMPILE      1 = model evaluations through torch.compile (faster; each model loads seconds slower)
     GRADIO_SERVER_NAME / GRADIO_SERVER_PORT   where to serve (127.0.0.1:7860)
 
-Layout of this file: model loading, then the event handlers (plain functions and generators),
-then `build_demo()` with the layout and the event wiring. The sampler is `microdllm.sampling.denoise`;
-the app only renders the states it yields (pure rendering lives in `microdllm/app_logic.py`).
+Layout of this file: the event handlers (plain functions and generators), then one builder per tab
+that lays out its components and wires their events, then `build_demo()` that puts the tabs together.
+The sampler is `microdllm.sampling.denoise`; models are loaded and served by `microdllm.serving`,
+pictures drawn by `microdllm.render`, and what a visitor typed is checked by `microdllm.inputs`.
 """
 from __future__ import annotations
 
-import dataclasses
 import html
+import inspect
 import logging
 import math
 import os
 import tempfile
 import threading
 import time
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 
 import gradio as gr
 import torch
 
-from microdllm import app_logic as ui
-from microdllm.checkpoint import BUNDLED_AR_DIR, Checkpoint, load_checkpoint
-from microdllm.diffusion import SCHEDULES
+from microdllm import card, render
+from microdllm.checkpoint import BUNDLED_AR_DIR
+from microdllm.diffusion import SCHEDULES, corrupt
+from microdllm.inputs import prepare_prompt, sampler_config
 from microdllm.sampling import DEFAULT, MAX_POLISH, MAX_STEPS, REMASKING_CHOICES, SamplingError, denoise, left_to_right
-from microdllm.serving import compile_model, default_threads, quantize_int8
+from microdllm.serving import ModelStore, default_threads, one_line, race
 
 log = logging.getLogger("microdllm.app")
 
@@ -80,9 +80,8 @@ EXAMPLES = [
     ["Lily had a big red ____. Every day she ________ with it. One day, ______________.", "infill"],
 ]
 FORWARD_SENTENCE = "Once upon a time, there was a little dog named Max. He loved to play in the sun."
-STRATEGY_INFO = ("which masked characters to reveal each step: the most confident (low_confidence, margin, "
-                 "entropy; threshold = low_confidence), random, random but far apart (spread), or MDLM's "
-                 "ancestral sampler (none)")
+REMASKING_INFO = ("which masked characters to reveal each step: the most confident (low_confidence, margin, "
+                  "entropy), random, random but far apart (spread), or MDLM's ancestral sampler (none)")
 INTRO = """# micro-dLLM: watch a diffusion language model write
 It does not write left to right. It starts from a row of masks `_ _ _` and, step by step, fills in the
 characters it chooses to commit, everywhere at once, until the story is complete. A small
@@ -90,71 +89,9 @@ character-level model trained on TinyStories ([MDLM](https://arxiv.org/abs/2406.
 [LLaDA](https://arxiv.org/abs/2502.09992) recipe)."""
 
 
-# ---------------------------------------------------------------------------------------------
-# Models: loaded once, shared by all sessions; each session remembers which one it uses (a key).
 
-def _load_with_timeout(source: str, timeout: float) -> Checkpoint:
-    """load_checkpoint in a daemon thread, so a silent Hub cannot hold the app (or its exit) hostage."""
-    future: Future = Future()
-
-    def work():
-        try:
-            future.set_result(load_checkpoint(source, timeout=timeout))
-        except BaseException as e:  # noqa: BLE001 - handed to the waiting caller
-            future.set_exception(e)
-
-    threading.Thread(target=work, name="checkpoint-load", daemon=True).start()
-    return future.result(timeout=timeout)
-
-
-class ModelStore:
-    """Checkpoints by source ("" = bundled). Loading falls back to the bundled model, with a reason."""
-
-    def __init__(self, timeout: float = HUB_TIMEOUT, keep: int = 4):
-        self.timeout, self.keep = timeout, keep
-        self._models: dict[str, Checkpoint] = {}
-        self._lock = threading.Lock()
-        self.default_key = ""
-        self.startup_notice: str | None = None
-
-    def load(self, source: str | None) -> tuple[str, Checkpoint, str | None]:
-        """(key, checkpoint, notice). notice is None, or says why the bundled model is used instead."""
-        key = (source or "").strip()
-        with self._lock:
-            if key in self._models:
-                return key, self._models[key], None
-        try:
-            ck = load_checkpoint(None) if key == "" else _load_with_timeout(key, self.timeout)
-        except Exception as e:  # noqa: BLE001 - any failure: explain and use the bundled model
-            if key == "":
-                raise
-            if isinstance(e, FutureTimeout):
-                reason = f"no answer within {self.timeout:g} s"
-            else:
-                reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
-            log.warning("could not load checkpoint %r: %s; using the bundled model", key, reason)
-            key, ck, _ = self.load("")
-            return key, ck, f"Could not load checkpoint '{source}': {reason}. Using the bundled model instead."
-        log.info("loaded checkpoint %s from %s (%d parameters)", ck.source, ck.path, ck.model.num_params())
-        if INT8:
-            ck = dataclasses.replace(ck, model=quantize_int8(ck.model))
-            log.info("serving %s with int8 Linear weights", ck.source)
-        if COMPILE:
-            t0 = time.monotonic()
-            try:
-                ck = dataclasses.replace(ck, model=compile_model(ck.model, warmup_len=ck.model.config.block_size))
-                log.info("compiled %s in %.1f s", ck.source, time.monotonic() - t0)
-            except Exception as e:  # noqa: BLE001 - e.g. no C++ compiler: serve the eager model
-                log.warning("could not compile %s (%s); serving it uncompiled", ck.source, _one_line(e))
-        with self._lock:
-            self._models[key] = ck
-            others = [k for k in self._models if k not in ("", self.default_key, key)]
-            for old in others[:max(0, len(others) - self.keep)]:  # oldest first
-                del self._models[old]
-        return key, ck, None
-
-
-STORE = ModelStore()
+# Loaded once, shared by all sessions; each session remembers which model it uses (a key).
+STORE = ModelStore(timeout=HUB_TIMEOUT, int8=INT8, compile=COMPILE)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -170,9 +107,14 @@ def info(message: str) -> None:
     gr.Info(html.escape(message, quote=False))
 
 
-def _one_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
+def _tell(messages: list[tuple[str, str]]) -> None:
+    for level, message in messages:
+        (warn if level == "warning" else info)(message)
+
+
+def _pause(delay_ms) -> float:
+    """Slow motion: seconds to wait after each frame (0 to 2)."""
+    return min(max(float(delay_ms or 0), 0.0), 2000.0) / 1000
 
 
 def generate(prompt, mode="continue", gen_len=DEFAULT.gen_len, steps=DEFAULT.steps,
@@ -197,18 +139,16 @@ def generate(prompt, mode="continue", gen_len=DEFAULT.gen_len, steps=DEFAULT.ste
         if notice:
             warn(notice)
         infill = mode == "infill"
-        cfg = ui.sampler_config(steps=steps, temperature=temperature, remasking=remasking,
-                                remask_ratio=remask_ratio, gen_len=gen_len, top_k=top_k, top_p=top_p,
-                                seed=seed, block_len=block_len, threshold=threshold,
-                                reveal_schedule=reveal_schedule, polish=polish)
-        prep = ui.prepare_prompt(ck.tokenizer, prompt, infill, bool(drop_unknown),
-                                 ck.model.config.block_size, cfg.gen_len)
-        for level, message in prep.messages:
-            (warn if level == "warning" else info)(message)
+        cfg = sampler_config(steps=steps, temperature=temperature, remasking=remasking, remask_ratio=remask_ratio,
+                             gen_len=gen_len, top_k=top_k, top_p=top_p, seed=seed, block_len=block_len,
+                             threshold=threshold, reveal_schedule=reveal_schedule, polish=polish)
+        prep = prepare_prompt(ck.tokenizer, prompt, infill, bool(drop_unknown), ck.model.config.block_size,
+                              cfg.gen_len)
+        _tell(prep.messages)
         if prep.error:
             yield problem(prep.error)
             return
-        delay = min(max(float(delay_ms or 0), 0.0), 2000.0) / 1000
+        delay = _pause(delay_ms)
         it = denoise(ck.model, ck.tokenizer, prep.text, cfg.replace(gen_len=prep.gen_len),
                      infill=infill, schedule=ck.schedule)
         counts = []
@@ -216,12 +156,12 @@ def generate(prompt, mode="continue", gen_len=DEFAULT.gen_len, steps=DEFAULT.ste
             if len(states) < MAX_TRACE:
                 states.append(state)
             counts.append(state.num_masked)
-            chart = ui.mask_chart_svg(counts, state.total_steps)
-            status = ui.status_line(state)
+            frame = (render.render_state(state), render.mask_chart_svg(counts, state.total_steps),
+                     render.status_line(state))
             if state.done:
-                yield ui.render_state(state), chart, status, state.text, states
+                yield *frame, state.text, states
                 return
-            yield ui.render_state(state), chart, status, "", keep
+            yield *frame, "", keep
             if delay:
                 time.sleep(delay)
     except SamplingError as e:
@@ -229,7 +169,7 @@ def generate(prompt, mode="continue", gen_len=DEFAULT.gen_len, steps=DEFAULT.ste
         yield problem(message[:1].upper() + message[1:])
     except Exception as e:  # noqa: BLE001 - the app must keep serving
         log.exception("generation failed")
-        yield problem(f"Generation failed: {_one_line(e)}")
+        yield problem(f"Generation failed: {one_line(e)}")
     finally:
         if it is not None:
             it.close()
@@ -237,8 +177,21 @@ def generate(prompt, mode="continue", gen_len=DEFAULT.gen_len, steps=DEFAULT.ste
 
 def after_run(status_text):
     """After every run, also a stopped one: a run that ended mid-way says it was stopped, and where."""
-    line = ui.stopped_line(status_text or "")
+    line = render.stopped_line(status_text or "")
     return line if line is not None else gr.skip()
+
+
+def _export_dir() -> Path:
+    """Where exports go; files older than an hour are removed, so a long-running server does not fill up."""
+    out = Path(tempfile.gettempdir()) / "microdllm-exports"
+    out.mkdir(parents=True, exist_ok=True)
+    for old in out.iterdir():
+        try:
+            if time.time() - old.stat().st_mtime > 3600:
+                old.unlink()
+        except OSError:
+            pass
+    return out
 
 
 def export_trace(trace):
@@ -250,16 +203,9 @@ def export_trace(trace):
         from microdllm import viz  # lazy: the app runs even if the exporter is unavailable
     except Exception as e:  # noqa: BLE001
         log.exception("microdllm.viz cannot be imported")
-        warn(f"Export is unavailable: {_one_line(e)}")
+        warn(f"Export is unavailable: {one_line(e)}")
         return gr.skip(), gr.skip()
-    out = Path(tempfile.gettempdir()) / "microdllm-exports"
-    out.mkdir(parents=True, exist_ok=True)
-    for old in out.iterdir():  # keep the folder from growing on a long-running server
-        try:
-            if time.time() - old.stat().st_mtime > 3600:
-                old.unlink()
-        except OSError:
-            pass
+    out = _export_dir()
     stem = f"diffusion-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{threading.get_ident() % 10000}"
     every = max(1, math.ceil(len(trace) / EXPORT_FRAMES))
     paths = []
@@ -268,9 +214,27 @@ def export_trace(trace):
             paths.append(str(writer(trace, out / (stem + suffix), every=every)))
         except Exception as e:  # noqa: BLE001 - e.g. no ffmpeg for MP4: still give the GIF
             log.exception("export to %s failed", suffix)
-            warn(f"Could not write the {suffix[1:].upper()}: {_one_line(e)}")
+            warn(f"Could not write the {suffix[1:].upper()}: {one_line(e)}")
             paths.append(None)
     return tuple(gr.update(value=path, visible=path is not None) for path in paths)
+
+
+def forward_view(tokenizer, sentence: str, t: int, T: int, schedule: str, seed: int) -> tuple[str, str, str]:
+    """Corrupt `sentence` to time t with the chosen schedule. Returns (text HTML, summary, curve SVG).
+
+    The same seed draws the same uniform number per character at every t, so raising t only
+    ever adds masks: what the slider shows is one sample path of the forward process.
+    """
+    schedule = schedule if schedule in SCHEDULES else next(iter(SCHEDULES))
+    t = min(max(int(t), 0), T)
+    sentence = tokenizer.clean(sentence or "")
+    ids = tokenizer.encode(sentence)
+    masked = []
+    if ids:
+        g = torch.Generator().manual_seed(abs(int(seed)) % (2 ** 63))
+        _, mask = corrupt(torch.tensor([ids]), torch.tensor([t]), T, SCHEDULES[schedule](), tokenizer.mask_id, g)
+        masked = mask[0].tolist()
+    return render.forward_view(sentence, masked, t, T, SCHEDULES, schedule)
 
 
 def forward_process(sentence, t, schedule, seed=0, model_key=""):
@@ -280,11 +244,10 @@ def forward_process(sentence, t, schedule, seed=0, model_key=""):
         unknown = ck.tokenizer.unknown_chars(sentence or "")
         if unknown:
             info(f"Dropped characters the model does not know: {', '.join(repr(c) for c in unknown[:20])}")
-        return ui.forward_view(ck.tokenizer, sentence, int(t or 0), ck.model.config.timesteps, SCHEDULES,
-                               schedule, int(seed or 0))
+        return forward_view(ck.tokenizer, sentence, int(t or 0), ck.model.config.timesteps, schedule, int(seed or 0))
     except Exception as e:  # noqa: BLE001
         log.exception("forward process failed")
-        warn(f"Could not corrupt the sentence: {_one_line(e)}")
+        warn(f"Could not corrupt the sentence: {one_line(e)}")
         return gr.skip(), gr.skip(), gr.skip()
 
 
@@ -299,28 +262,26 @@ def compare(prompt, gen_len=DEFAULT.gen_len, temperature=DEFAULT.temperature, se
         if notice or not ar.model.config.causal:
             warn(f"No autoregressive baseline at {AR_SOURCE}: set MICRODLLM_AR_CHECKPOINT to a causal checkpoint.")
             return
-        cfg = ui.sampler_config(gen_len=gen_len, temperature=temperature, seed=seed)
+        cfg = sampler_config(gen_len=gen_len, temperature=temperature, seed=seed)
         room = min(ck.model.config.block_size, ar.model.config.block_size)
-        prep = ui.prepare_prompt(ck.tokenizer, ar.tokenizer.clean(prompt or ""), False, True, room, cfg.gen_len)
-        for level, message in prep.messages:
-            (warn if level == "warning" else info)(message)
+        prep = prepare_prompt(ck.tokenizer, ar.tokenizer.clean(prompt or ""), False, True, room, cfg.gen_len)
+        _tell(prep.messages)
         if prep.error:
             warn(prep.error)
             return
-        cfg = cfg.replace(gen_len=prep.gen_len)
-        delay = min(max(float(delay_ms or 0), 0.0), 2000.0) / 1000
+        cfg, delay = cfg.replace(gen_len=prep.gen_len), _pause(delay_ms)
         streams = (denoise(ck.model, ck.tokenizer, prep.text, cfg, schedule=ck.schedule),
                    left_to_right(ar.model, ar.tokenizer, prep.text, cfg))
-        for a, b in ui.race(*streams):
-            yield (ui.render_state(a, legend=False), ui.compare_status("Diffusion: all at once", a),
-                   ui.render_state(b, legend=False), ui.compare_status("Autoregressive: left to right", b))
+        for a, b in race(*streams):
+            yield (render.render_state(a, legend=False), render.compare_status("Diffusion: all at once", a),
+                   render.render_state(b, legend=False), render.compare_status("Autoregressive: left to right", b))
             if delay:
                 time.sleep(delay)
     except SamplingError as e:
         warn(str(e))
     except Exception as e:  # noqa: BLE001 - the app must keep serving
         log.exception("compare failed")
-        warn(f"Compare failed: {_one_line(e)}")
+        warn(f"Compare failed: {one_line(e)}")
         yield keep, keep, keep, keep
 
 
@@ -338,7 +299,7 @@ def load_model(source, gen_len=DEFAULT.gen_len):
     cfg = ck.model.config
     room = cfg.block_size - 1
     length = min(int(gen_len or room), room)
-    return (key, ui.model_card(ck), _notice_md(notice),
+    return (key, card.model_summary(ck), _notice_md(notice),
             gr.Slider(maximum=room, value=length), gr.Slider(maximum=cfg.timesteps))
 
 
@@ -348,11 +309,188 @@ def model_info(model_key=""):
     notice = notice or (STORE.startup_notice if (model_key or "") == STORE.default_key else None)
     if notice:
         warn(notice)
-    return ui.model_card(ck)
+    return card.model_summary(ck)
 
 
 # ---------------------------------------------------------------------------------------------
-# Layout and wiring
+# Layout and wiring: one builder per tab, each wiring its own events
+
+def inputs_for(fn, controls: dict) -> list:
+    """`fn`'s inputs, in the order of its parameters, from controls named like them.
+
+    The API's parameter names are fn's; a control without a parameter, or a parameter without a
+    control, is a wiring mistake and raises here, when the demo is built.
+    """
+    names = list(inspect.signature(fn).parameters)
+    missing, extra = [n for n in names if n not in controls], [n for n in controls if n not in names]
+    if missing or extra:
+        raise TypeError(f"{fn.__name__}: parameters without a control: {missing}; controls without a parameter: "
+                        f"{extra}")
+    return [controls[name] for name in names]
+
+
+def _sampler_controls(ck, room: int) -> dict:
+    """The sampler's main knobs (the Generate tab's left column, below the buttons)."""
+    return dict(
+        gen_len=gr.Slider(1, room, value=min(DEFAULT.gen_len or room, room), step=1, precision=0,
+                          label="Characters to generate", info="continuation only"),
+        steps=gr.Slider(1, 256, value=DEFAULT.steps, step=1, precision=0, elem_id="mdl-steps",
+                        label="Denoising steps", info="fewer = faster, more characters per step"),
+        temperature=gr.Slider(0, 2, value=DEFAULT.temperature, step=0.05, label="Temperature", info="0 = greedy"),
+        remasking=gr.Dropdown(list(REMASKING_CHOICES), value=DEFAULT.remasking, label="Remasking",
+                              info=REMASKING_INFO),
+        remask_ratio=gr.Slider(0, 1, value=DEFAULT.remask_ratio, step=0.05, label="Remasking ratio",
+                               info="share of written characters that may be masked again (confidence strategies)"),
+        threshold=gr.Slider(0.05, 1, value=DEFAULT.threshold or 1, step=0.05, elem_id="mdl-threshold",
+                            label="Reveal early above confidence",
+                            info="also reveal every character the model is at least this sure of: fewer model "
+                                 "evaluations (1 = off)"),
+        polish=gr.Slider(0, MAX_POLISH, value=DEFAULT.polish, step=1, precision=0, elem_id="mdl-polish",
+                         label="Polish passes",
+                         info="when the draft is complete, re-read it in this many passes and fix the characters "
+                              "the model is sure are wrong (0 = off)"),
+    )
+
+
+def _advanced_controls(ck, room: int) -> dict:
+    with gr.Accordion("Advanced", open=False):
+        return dict(
+            top_k=gr.Slider(0, ck.tokenizer.vocab_size, value=DEFAULT.top_k, step=1, precision=0, label="Top-k",
+                            info="0 = off"),
+            top_p=gr.Slider(0.05, 1, value=DEFAULT.top_p, step=0.05, label="Top-p", info="1 = off"),
+            block_len=gr.Slider(0, room, value=DEFAULT.block_len or 0, step=1, precision=0, label="Block length",
+                                info="0 = off; else write left-to-right blocks of this size"),
+            reveal_schedule=gr.Dropdown(
+                [(name, name) for name in SCHEDULES] + [("the model's training schedule", "model")],
+                value=DEFAULT.reveal_schedule or "model", label="Reveal schedule",
+                info="how many masks are left after each step; linear = the same number each step"),
+            seed=gr.Number(DEFAULT.seed, precision=0, label="Seed"),
+            delay_ms=gr.Slider(0, 1000, value=40, step=10, precision=0, label="Slow motion: pause per step (ms)"),
+            drop_unknown=gr.Checkbox(True, label="Drop unknown characters",
+                                     info="otherwise a prompt with characters the model does not know is refused"),
+        )
+
+
+def _generate_tab(ck, model_key, trace) -> gr.Slider:
+    """The Generate tab and its events; returns the generation-length slider (a new model resizes it).
+
+    Each control is keyed by the name of the `generate` parameter it feeds (see inputs_for).
+    """
+    room, first_prompt = ck.model.config.block_size - 1, EXAMPLES[0][0]
+    with gr.Tab("Generate", id="generate"), gr.Row():
+        with gr.Column(scale=2, min_width=320):
+            mode = gr.Radio([("Continue a prompt", "continue"), ("Fill in the _ blanks", "infill")],
+                            value="continue", label="Mode",
+                            info="infilling: every _ in the template is one character to fill in")
+            prompt = gr.Textbox(first_prompt, label="Prompt or template", lines=3, max_lines=8,
+                                info="empty = unconditional generation", elem_id="mdl-prompt")
+            with gr.Row():
+                generate_btn = gr.Button("Generate", variant="primary", elem_id="mdl-generate")
+                stop_btn = gr.Button("Stop", variant="stop", elem_id="mdl-stop")
+            controls = dict(prompt=prompt, mode=mode, model_key=model_key, **_sampler_controls(ck, room),
+                            **_advanced_controls(ck, room))
+            gr.Examples(EXAMPLES, inputs=[prompt, mode], label="Try these")
+        with gr.Column(scale=3, min_width=360):
+            canvas = gr.HTML(render.render_text(first_prompt), label="Canvas", elem_id="mdl-canvas")
+            status = gr.Markdown("Press **Generate**.", label="Status", elem_id="mdl-status")
+            chart = gr.HTML(render.mask_chart_svg([], DEFAULT.steps), label="Masks left", elem_id="mdl-chart")
+            final = gr.Textbox(label="Final text", lines=4, interactive=False, buttons=["copy"], elem_id="mdl-final")
+            export_btn = gr.Button("Export GIF / MP4 of the last run", elem_id="mdl-export")
+            with gr.Row():
+                gif_file = gr.File(label="GIF", interactive=False, visible=False)
+                mp4_file = gr.File(label="MP4", interactive=False, visible=False)
+
+    gen_event = gr.on([generate_btn.click, prompt.submit], generate, inputs=inputs_for(generate, controls),
+                      outputs=[canvas, chart, status, final, trace], api_name="generate",
+                      show_progress="hidden", concurrency_id="model")
+    # Stop cancels the run. The browser may still apply a frame that was in flight after the stop's
+    # own "Stopped." arrives, so the status is settled once more after the run has ended for good
+    # (a .then runs after the browser has dropped the cancelled stream).
+    stop_btn.click(lambda: "Stopped.", outputs=status, cancels=[gen_event], concurrency_limit=None,
+                   api_visibility="private")
+    gen_event.then(after_run, inputs=status, outputs=status, show_progress="hidden", concurrency_limit=None,
+                   api_visibility="private")
+    export_btn.click(export_trace, inputs=trace, outputs=[gif_file, mp4_file], api_name="export",
+                     concurrency_id="model")
+    return controls["gen_len"]
+
+
+def _forward_tab(ck, model_key) -> gr.Slider:
+    """The Forward process tab and its events; returns the t slider (a new model resizes it)."""
+    T = ck.model.config.timesteps
+    fwd_text, fwd_summary, fwd_curve = forward_view(ck.tokenizer, FORWARD_SENTENCE, T // 2, T, ck.schedule.name, 0)
+    with gr.Tab("Forward process", id="forward"):
+        gr.Markdown("Training runs this the other way: take a real sentence, mask each character "
+                    "with probability 1 - a(t), and teach the model to guess the masked ones. "
+                    "Slide t to add noise; the same seed keeps the same random draws.")
+        with gr.Row():
+            with gr.Column(scale=3):
+                sentence = gr.Textbox(FORWARD_SENTENCE, label="Sentence (press Enter)", lines=2)
+                t = gr.Slider(0, T, value=T // 2, step=1, precision=0, label="t (0 = clean text, T = all masked)")
+                with gr.Row():
+                    schedule = gr.Dropdown(list(SCHEDULES), value=ck.schedule.name, label="Noise schedule a(t)")
+                    seed = gr.Number(0, precision=0, label="Seed")
+                fwd_html = gr.HTML(fwd_text)
+                fwd_md = gr.Markdown(fwd_summary, elem_classes=["mdl-summary"])
+            with gr.Column(scale=2):
+                fwd_svg = gr.HTML(fwd_curve)
+
+    controls = dict(sentence=sentence, t=t, schedule=schedule, seed=seed, model_key=model_key)
+    gr.on([sentence.submit, t.change, schedule.change, seed.change], forward_process,
+          inputs=inputs_for(forward_process, controls), outputs=[fwd_html, fwd_md, fwd_svg],
+          api_name="forward_process", show_progress="hidden", trigger_mode="always_last", concurrency_limit=None)
+    return t
+
+
+def _compare_tab(ck, model_key) -> None:
+    """The Compare tab and its event: the diffusion model and the autoregressive baseline, raced."""
+    room, first_prompt = ck.model.config.block_size - 1, EXAMPLES[0][0]
+    with gr.Tab("Compare", id="compare"):
+        gr.Markdown("The same prompt, written by the diffusion model (all positions at once, a few "
+                    "dozen steps) and by the autoregressive baseline (the same network with causal "
+                    "attention, one character per model evaluation), raced as if both ran at once.")
+        with gr.Row():
+            prompt = gr.Textbox(first_prompt, label="Prompt", scale=4, elem_id="mdl-cmp-prompt")
+            go_btn = gr.Button("Write both", variant="primary", scale=1, elem_id="mdl-cmp-go")
+        with gr.Row():
+            controls = dict(
+                prompt=prompt, model_key=model_key,
+                gen_len=gr.Slider(1, room, value=min(DEFAULT.gen_len or room, room), step=1, precision=0,
+                                  label="Characters to generate"),
+                temperature=gr.Slider(0, 2, value=DEFAULT.temperature, step=0.05, label="Temperature"),
+                seed=gr.Number(DEFAULT.seed, precision=0, label="Seed"),
+                delay_ms=gr.Slider(0, 200, value=10, step=5, precision=0, label="Slow motion (ms per step)"))
+        with gr.Row():
+            with gr.Column():
+                diff_status = gr.Markdown("**Diffusion: all at once**", elem_id="mdl-cmp-diff-status")
+                diff = gr.HTML(render.render_text(first_prompt, legend=False))
+            with gr.Column():
+                ar_status = gr.Markdown("**Autoregressive: left to right**", elem_id="mdl-cmp-ar-status")
+                ar = gr.HTML(render.render_text(first_prompt, legend=False))
+
+    gr.on([go_btn.click, prompt.submit], compare, inputs=inputs_for(compare, controls),
+          outputs=[diff, diff_status, ar, ar_status], api_name="compare", show_progress="hidden",
+          concurrency_id="model")
+
+
+def _model_tab(demo, ck, model_key, notice_box, gen_len, fwd_t) -> None:
+    """The Model tab and its events: what is loaded, loading another checkpoint, the experiments' figures."""
+    with gr.Tab("Model", id="model"):
+        summary = gr.Markdown(card.model_summary(ck), elem_id="mdl-card")
+        with gr.Row():
+            source = gr.Textbox(label="Load another checkpoint", scale=4,
+                                placeholder="Hub repo id (owner/name) or a local directory; empty = bundled")
+            load_btn = gr.Button("Load", scale=1)
+        for path, label, caption in FIGURES:
+            if path.is_file():
+                gr.Image(str(path), label=label, show_label=True, interactive=False, buttons=["download"])
+                gr.Markdown(caption)
+
+    controls = dict(source=source, gen_len=gen_len)
+    gr.on([load_btn.click, source.submit], load_model, inputs=inputs_for(load_model, controls),
+          outputs=[model_key, summary, notice_box, gen_len, fwd_t], api_name="load_model", concurrency_id="model")
+    demo.load(model_info, inputs=model_key, outputs=summary, api_name="model_info", concurrency_limit=None)
+
 
 def build_demo(checkpoint_source: str | None = None) -> gr.Blocks:
     """The app. checkpoint_source: a local directory or Hub repo id (None: $MICRODLLM_CHECKPOINT, else bundled)."""
@@ -360,157 +498,16 @@ def build_demo(checkpoint_source: str | None = None) -> gr.Blocks:
         checkpoint_source = os.environ.get("MICRODLLM_CHECKPOINT", "")
     key, ck, notice = STORE.load(checkpoint_source)
     STORE.default_key, STORE.startup_notice = key, notice
-    mcfg = ck.model.config
-    room = mcfg.block_size - 1
-    first_prompt = EXAMPLES[0][0]
-    fwd_text, fwd_summary, fwd_curve = ui.forward_view(ck.tokenizer, FORWARD_SENTENCE, mcfg.timesteps // 2,
-                                                       mcfg.timesteps, SCHEDULES, ck.schedule.name, 0)
-
     with gr.Blocks(title="micro-dLLM: watch a diffusion LM write", delete_cache=(3600, 3600)) as demo:
-        model_key = gr.State(key)
+        model_key = gr.State(key)   # the session's model, and its last run's states (for export)
         trace = gr.State([])
         gr.Markdown(INTRO)
         notice_box = _notice_md(notice)
-
         with gr.Tabs():
-            with gr.Tab("Generate", id="generate"):
-                with gr.Row():
-                    with gr.Column(scale=2, min_width=320):
-                        mode = gr.Radio([("Continue a prompt", "continue"), ("Fill in the _ blanks", "infill")],
-                                        value="continue", label="Mode",
-                                        info="infilling: every _ in the template is one character to fill in")
-                        prompt = gr.Textbox(first_prompt, label="Prompt or template", lines=3, max_lines=8,
-                                            info="empty = unconditional generation", elem_id="mdl-prompt")
-                        with gr.Row():
-                            generate_btn = gr.Button("Generate", variant="primary", elem_id="mdl-generate")
-                            stop_btn = gr.Button("Stop", variant="stop", elem_id="mdl-stop")
-                        gen_len = gr.Slider(1, room, value=min(DEFAULT.gen_len or room, room), step=1, precision=0,
-                                            label="Characters to generate", info="continuation only")
-                        steps = gr.Slider(1, 256, value=DEFAULT.steps, step=1, precision=0, elem_id="mdl-steps",
-                                          label="Denoising steps", info="fewer = faster, more characters per step")
-                        temperature = gr.Slider(0, 2, value=DEFAULT.temperature, step=0.05,
-                                                label="Temperature", info="0 = greedy")
-                        strategy = gr.Dropdown(list(REMASKING_CHOICES), value=DEFAULT.remasking,
-                                               label="Remasking strategy", info=STRATEGY_INFO)
-                        remask_ratio = gr.Slider(0, 1, value=DEFAULT.remask_ratio, step=0.05,
-                                                 label="Remasking ratio",
-                                                 info="share of written characters that may be masked again "
-                                                      "(confidence strategies)")
-                        threshold = gr.Slider(0.05, 1, value=DEFAULT.threshold or 1, step=0.05,
-                                              elem_id="mdl-threshold", label="Reveal early above confidence",
-                                              info="also reveal every character the model is at least this sure "
-                                                   "of: fewer model evaluations (1 = off)")
-                        polish = gr.Slider(0, MAX_POLISH, value=DEFAULT.polish, step=1, precision=0,
-                                           elem_id="mdl-polish", label="Polish passes",
-                                           info="when the draft is complete, re-read it in this many passes and "
-                                                "fix the characters the model is sure are wrong (0 = off)")
-                        with gr.Accordion("Advanced", open=False):
-                            top_k = gr.Slider(0, ck.tokenizer.vocab_size, value=DEFAULT.top_k, step=1, precision=0,
-                                              label="Top-k", info="0 = off")
-                            top_p = gr.Slider(0.05, 1, value=DEFAULT.top_p, step=0.05, label="Top-p",
-                                              info="1 = off")
-                            block_len = gr.Slider(0, room, value=DEFAULT.block_len or 0, step=1, precision=0,
-                                                  label="Block length",
-                                                  info="0 = off; else write left-to-right blocks of this size")
-                            reveal_schedule = gr.Dropdown(
-                                [(name, name) for name in SCHEDULES] + [("the model's training schedule", "model")],
-                                value=DEFAULT.reveal_schedule or "model", label="Reveal schedule",
-                                info="how many masks are left after each step; linear = the same number each step")
-                            seed = gr.Number(DEFAULT.seed, precision=0, label="Seed")
-                            delay_ms = gr.Slider(0, 1000, value=40, step=10, precision=0,
-                                                 label="Slow motion: pause per step (ms)")
-                            drop_unknown = gr.Checkbox(True, label="Drop unknown characters",
-                                                       info="otherwise a prompt with characters the model "
-                                                            "does not know is refused")
-                        gr.Examples(EXAMPLES, inputs=[prompt, mode], label="Try these")
-                    with gr.Column(scale=3, min_width=360):
-                        canvas = gr.HTML(ui.render_text(first_prompt), label="Canvas", elem_id="mdl-canvas")
-                        status = gr.Markdown("Press **Generate**.", label="Status", elem_id="mdl-status")
-                        chart = gr.HTML(ui.mask_chart_svg([], DEFAULT.steps), label="Masks left", elem_id="mdl-chart")
-                        final = gr.Textbox(label="Final text", lines=4, interactive=False, buttons=["copy"],
-                                           elem_id="mdl-final")
-                        export_btn = gr.Button("Export GIF / MP4 of the last run", elem_id="mdl-export")
-                        with gr.Row():
-                            gif_file = gr.File(label="GIF", interactive=False, visible=False)
-                            mp4_file = gr.File(label="MP4", interactive=False, visible=False)
-
-            with gr.Tab("Forward process", id="forward"):
-                gr.Markdown("Training runs this the other way: take a real sentence, mask each character "
-                            "with probability 1 - a(t), and teach the model to guess the masked ones. "
-                            "Slide t to add noise; the same seed keeps the same random draws.")
-                with gr.Row():
-                    with gr.Column(scale=3):
-                        fwd_sentence = gr.Textbox(FORWARD_SENTENCE, label="Sentence (press Enter)", lines=2)
-                        fwd_t = gr.Slider(0, mcfg.timesteps, value=mcfg.timesteps // 2, step=1, precision=0,
-                                          label="t (0 = clean text, T = all masked)")
-                        with gr.Row():
-                            fwd_schedule = gr.Dropdown(list(SCHEDULES), value=ck.schedule.name,
-                                                       label="Noise schedule a(t)")
-                            fwd_seed = gr.Number(0, precision=0, label="Seed")
-                        fwd_html = gr.HTML(fwd_text)
-                        fwd_md = gr.Markdown(fwd_summary, elem_classes=["mdl-summary"])
-                    with gr.Column(scale=2):
-                        fwd_svg = gr.HTML(fwd_curve)
-
-            with gr.Tab("Compare", id="compare"):
-                gr.Markdown("The same prompt, written by the diffusion model (all positions at once, a few "
-                            "dozen steps) and by the autoregressive baseline (the same network with causal "
-                            "attention, one character per model evaluation), raced as if both ran at once.")
-                with gr.Row():
-                    cmp_prompt = gr.Textbox(first_prompt, label="Prompt", scale=4, elem_id="mdl-cmp-prompt")
-                    cmp_btn = gr.Button("Write both", variant="primary", scale=1, elem_id="mdl-cmp-go")
-                with gr.Row():
-                    cmp_len = gr.Slider(1, room, value=min(DEFAULT.gen_len or room, room), step=1, precision=0,
-                                        label="Characters to generate")
-                    cmp_temp = gr.Slider(0, 2, value=DEFAULT.temperature, step=0.05, label="Temperature")
-                    cmp_seed = gr.Number(DEFAULT.seed, precision=0, label="Seed")
-                    cmp_delay = gr.Slider(0, 200, value=10, step=5, precision=0, label="Slow motion (ms per step)")
-                with gr.Row():
-                    with gr.Column():
-                        cmp_diff_status = gr.Markdown("**Diffusion: all at once**", elem_id="mdl-cmp-diff-status")
-                        cmp_diff = gr.HTML(ui.render_text(first_prompt, legend=False))
-                    with gr.Column():
-                        cmp_ar_status = gr.Markdown("**Autoregressive: left to right**", elem_id="mdl-cmp-ar-status")
-                        cmp_ar = gr.HTML(ui.render_text(first_prompt, legend=False))
-
-            with gr.Tab("Model", id="model"):
-                card = gr.Markdown(ui.model_card(ck), elem_id="mdl-card")
-                with gr.Row():
-                    source = gr.Textbox(label="Load another checkpoint", scale=4,
-                                        placeholder="Hub repo id (owner/name) or a local directory; empty = bundled")
-                    load_btn = gr.Button("Load", scale=1)
-                for path, label, caption in FIGURES:
-                    if path.is_file():
-                        gr.Image(str(path), label=label, show_label=True, interactive=False, buttons=["download"])
-                        gr.Markdown(caption)
-
-        # Events
-        gen_inputs = [prompt, mode, gen_len, steps, temperature, strategy, remask_ratio, top_k, top_p,
-                      block_len, threshold, reveal_schedule, seed, drop_unknown, delay_ms, model_key, polish]
-        gen_event = gr.on([generate_btn.click, prompt.submit], generate, inputs=gen_inputs,
-                          outputs=[canvas, chart, status, final, trace], api_name="generate",
-                          show_progress="hidden", concurrency_id="model")
-        # Stop cancels the run. The browser may still apply a frame that was in flight after the stop's
-        # own "Stopped." arrives, so the status is settled once more after the run has ended for good
-        # (a .then runs after the browser has dropped the cancelled stream).
-        stop_btn.click(lambda: "Stopped.", outputs=status, cancels=[gen_event], concurrency_limit=None,
-                       api_visibility="private")
-        gen_event.then(after_run, inputs=status, outputs=status, show_progress="hidden", concurrency_limit=None,
-                       api_visibility="private")
-        gr.on([cmp_btn.click, cmp_prompt.submit], compare,
-              inputs=[cmp_prompt, cmp_len, cmp_temp, cmp_seed, cmp_delay, model_key],
-              outputs=[cmp_diff, cmp_diff_status, cmp_ar, cmp_ar_status], api_name="compare",
-              show_progress="hidden", concurrency_id="model")
-        export_btn.click(export_trace, inputs=trace, outputs=[gif_file, mp4_file], api_name="export",
-                         concurrency_id="model")
-        gr.on([fwd_sentence.submit, fwd_t.change, fwd_schedule.change, fwd_seed.change], forward_process,
-              inputs=[fwd_sentence, fwd_t, fwd_schedule, fwd_seed, model_key], outputs=[fwd_html, fwd_md, fwd_svg],
-              api_name="forward_process", show_progress="hidden", trigger_mode="always_last",
-              concurrency_limit=None)
-        gr.on([load_btn.click, source.submit], load_model, inputs=[source, gen_len],
-              outputs=[model_key, card, notice_box, gen_len, fwd_t], api_name="load_model", concurrency_id="model")
-        demo.load(model_info, inputs=model_key, outputs=card, api_name="model_info", concurrency_limit=None)
-
+            gen_len = _generate_tab(ck, model_key, trace)
+            fwd_t = _forward_tab(ck, model_key)
+            _compare_tab(ck, model_key)
+            _model_tab(demo, ck, model_key, notice_box, gen_len, fwd_t)
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=32)
     return demo
 
@@ -521,7 +518,7 @@ def main() -> None:
     torch.set_num_threads(threads)
     demo = build_demo()
     # Gradio reads GRADIO_SERVER_NAME / GRADIO_SERVER_PORT (default 127.0.0.1, 7860) itself.
-    demo.launch(css=ui.CSS, theme=gr.themes.Soft())
+    demo.launch(css=render.CSS, theme=gr.themes.Soft())
 
 
 if __name__ == "__main__":

@@ -16,9 +16,11 @@ import os
 import sys
 from pathlib import Path
 
+from microdllm.atomic import atomic_write
 from microdllm.card import describe_checkpoint
 from microdllm.checkpoint import STATE_JSON, push_to_hub
-from microdllm.data import stream_stories, write_stories
+from microdllm.data import DEFAULT_DATASET, stream_stories, write_stories
+from microdllm.evaluate import headline_metric
 from microdllm.train import TrainConfig, pick_device, train
 
 # The recipes, chosen by measurement (docs/experiments.md). `tiny` is the bundled model's: 11500 steps of
@@ -47,18 +49,16 @@ def prepare_data(args) -> tuple[list[str], str | None]:
 
 def _write_val(trainer, out) -> str:
     """The held-out 10% as a file, when no validation file was given."""
-    path = Path(out) / "validation.txt"
-    path.write_text(trainer.tokenizer.decode(trainer.data.val.tolist()), encoding="utf-8")
-    return str(path)
+    return str(atomic_write(Path(out) / "validation.txt", trainer.tokenizer.decode(trainer.data.val.tolist())))
 
 
-def main(argv=None) -> int:
+def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--recipe", choices=list(RECIPES), default="tiny")
     p.add_argument("--out", default=None, help="checkpoint directory (default: runs/<recipe>)")
     p.add_argument("--train-file")
     p.add_argument("--val-file")
-    p.add_argument("--dataset", default="roneneldan/TinyStories")
+    p.add_argument("--dataset", default=DEFAULT_DATASET)
     p.add_argument("--num-stories", type=int, default=20000)
     p.add_argument("--max-iters", type=int)
     p.add_argument("--batch-size", type=int)
@@ -69,7 +69,11 @@ def main(argv=None) -> int:
     p.add_argument("--private", action="store_true")
     args = p.parse_args(argv)
     args.out = args.out or f"runs/{args.recipe}"
+    return args
 
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
     device = pick_device()
     print(f"device: {device}", flush=True)
     data, val = prepare_data(args)
@@ -85,8 +89,8 @@ def main(argv=None) -> int:
     val_file = val or _write_val(trainer, args.out)
     metrics = describe_checkpoint(args.out, val_file, title=f"micro-dLLM {args.recipe}", hardware=str(device),
                                   windows=args.eval_windows)
-    key = "bpc" if "bpc" in metrics else "nelbo_bpc"
-    print(f"validation {key} {metrics[key]:.4f} bits/char" + ("" if key == "bpc" else " (upper bound)"))
+    key, value = headline_metric(metrics)
+    print(f"validation {key} {value:.4f} bits/char" + ("" if key == "bpc" else " (upper bound)"))
     if args.push_to_hub:
         url = push_to_hub(args.out, args.push_to_hub, token=os.environ.get("HF_TOKEN"), private=args.private)
         print(f"pushed to {url}\nrun the app on it: MICRODLLM_CHECKPOINT={args.push_to_hub} python app.py")

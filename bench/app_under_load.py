@@ -8,7 +8,7 @@
    submit to the final state, as a ratio to the single-client time.
 3. The server's resident memory (all its processes), sampled every 0.1 s; the peak.
 
-    python bench/serving.py [--json docs/serving.json]
+    python -m bench.app_under_load [--json docs/serving.json]     # from the repository root
 
 Wall times depend on the machine; the ratios are the result. Never a test assertion.
 """
@@ -18,19 +18,17 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before anything imports gradio
 
-from conftest import AppServer  # noqa: E402  (the same server launcher the tests use)
 from gradio_client import Client  # noqa: E402
+
+from tests.conftest import AppServer  # noqa: E402  (the same server launcher the tests use)
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

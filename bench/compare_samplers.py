@@ -1,24 +1,22 @@
 """Compare sampler settings on one checkpoint with the sample-eval metrics; print a Markdown table.
 
-    python bench/compare_samplers.py --checkpoint runs/tiny --n 32 [--only SUBSTRING ...] [--json out.json]
-    python bench/plot_samplers.py out.json --out docs/samplers.png    # quality against evaluations
+Run from the repository root:
+
+    python -m bench.compare_samplers --checkpoint runs/tiny --n 32 [--words-from FILE] [--only SUBSTRING ...] [--json out.json]
+    python -m bench.plot_samplers out.json --out docs/samplers.png    # quality against evaluations
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from microdllm.bench import PLAIN  # noqa: E402  (64 steps, training schedule, no early reveals)
-from microdllm.checkpoint import load_checkpoint  # noqa: E402
-from microdllm.cli import DEFAULT_WORDS  # noqa: E402
-from microdllm.data import read_text_files  # noqa: E402
-from microdllm.quality import sample_eval, vocabulary  # noqa: E402
-from microdllm.sampling import DEFAULT, PRESETS  # noqa: E402
+from microdllm.checkpoint import load_checkpoint
+from microdllm.data import CORPUS_TRAIN, read_text_files
+from microdllm.quality import sample_eval, vocabulary
+from microdllm.sampling import DEFAULT, PRESETS
+from microdllm.speed import PLAIN  # 64 steps, training schedule, no early reveals
 
 CANDIDATES = {
     "classic (original: low_confidence, r=1, 100 steps, t=0 pass)": PRESETS["classic"].replace(gen_len=DEFAULT.gen_len),
@@ -80,10 +78,13 @@ def main():
     p.add_argument("--checkpoint")
     p.add_argument("--n", type=int, default=32)
     p.add_argument("--only", nargs="*", help="substrings of candidate names to run")
-    p.add_argument("--words-from", default=str(DEFAULT_WORDS))
+    p.add_argument("--words-from", default=CORPUS_TRAIN,
+                   help=f"training text for the word list (default: {CORPUS_TRAIN}, relative to the current directory)")
     p.add_argument("--ar-checkpoint", help="autoregressive model for generative bits/char")
     p.add_argument("--json")
     args = p.parse_args()
+    if not Path(args.words_from).is_file():
+        p.error(f"{args.words_from}: no such file (the word list comes from the training text; pass --words-from FILE)")
     ck = load_checkpoint(args.checkpoint)
     ar = load_checkpoint(args.ar_checkpoint) if args.ar_checkpoint else None
     known = vocabulary(read_text_files([args.words_from]))

@@ -1,6 +1,6 @@
 """Validation bits per character against characters seen, for several runs (their metrics.jsonl).
 
-    python bench/plot_curves.py --out docs/diffusion_vs_ar.png \
+    python -m bench.plot_curves --out docs/diffusion_vs_ar.png \
         "diffusion (NELBO, upper bound)=checkpoints/tinystories-tiny" "autoregressive (exact)=checkpoints/tinystories-tiny-ar"
 
 A run that started from another model's weights can be drawn after that model's characters:
@@ -12,16 +12,21 @@ import argparse
 import json
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from microdllm.plots import Curve, plot_curves
+from microdllm.train import LOG_NAME
 
 
 def load(run: str) -> list[dict]:
     """The records of a run directory's metrics.jsonl, or of a metrics .jsonl file itself."""
-    path = Path(run) if Path(run).is_file() else Path(run) / "metrics.jsonl"
+    path = Path(run) if Path(run).is_file() else Path(run) / LOG_NAME
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def curve(spec: str, dashed: str | None = None) -> Curve:
+    """A curve from LABEL=RUN[@START_MILLIONS]; dashed when its label contains `dashed`."""
+    label, run = spec.split("=", 1)
+    run, _, start = run.partition("@")
+    return Curve(label, load(run), start=float(start or 0), dashed=bool(dashed and dashed in label))
 
 
 def main():
@@ -31,23 +36,8 @@ def main():
     p.add_argument("--title", default="Validation bits per character, same data, same budget")
     p.add_argument("--dashed", default=None, help="draw the runs whose label contains this text dashed")
     args = p.parse_args()
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    for spec in args.runs:
-        label, run_dir = spec.split("=", 1)
-        run_dir, _, start = run_dir.partition("@")
-        start = float(start or 0)
-        rows = load(run_dir)
-        key = "bpc" if "bpc" in rows[-1]["val"] else "nelbo_bpc"
-        style = "--" if args.dashed and args.dashed in label else "-"
-        ax.plot([start + r["tokens"] / 1e6 for r in rows], [r["val"][key] for r in rows], style, marker="o", ms=3,
-                label=label)
-    ax.set_xlabel("characters seen (millions)")
-    ax.set_ylabel("validation bits per character")
-    ax.set_title(args.title)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(args.out, dpi=120)
+    plot_curves([curve(spec, args.dashed) for spec in args.runs], args.out, per="characters", title=args.title,
+                figsize=(7.5, 4.5), dpi=120, markersize=3)
     print(f"wrote {args.out}")
 
 

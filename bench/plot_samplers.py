@@ -1,8 +1,10 @@
 """Sample quality against model evaluations, one line per sampler family (from compare_samplers.py).
 
-    python bench/compare_samplers.py --checkpoint checkpoints/tinystories-tiny --n 64 \
+Run from the repository root:
+
+    python -m bench.compare_samplers --checkpoint checkpoints/tinystories-tiny --n 64 \
         --ar-checkpoint checkpoints/tinystories-tiny-ar --only "linear, threshold 0.8" --json samplers.json
-    python bench/plot_samplers.py samplers.json --out docs/samplers.png
+    python -m bench.plot_samplers samplers.json --out docs/samplers.png
 
 A family is every setting that differs only in its number of steps (e.g. `spread`, linear reveal
 schedule, threshold 0.8); settings alone in their family are drawn as single points.

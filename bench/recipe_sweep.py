@@ -1,12 +1,14 @@
 """Recipe sweep for the bundled model: short training trials, one after another, on the CPU.
 
-Every trial trains the tiny preset from scratch on tinystories_train.txt and validates on
-tinystories_valid.txt with the same fixed windows, through the real `python -m microdllm train`.
-A finished trial (its metrics.jsonl reaches max_iters) is not run again, so the sweep can be
-stopped and restarted. Results go to runs/sweep/results.json and print as a Markdown table.
+Every trial trains the tiny preset from scratch on --data (data/tinystories_train.txt) and validates
+on --val-data (data/tinystories_valid.txt) with the same fixed windows, through the real
+`python -m microdllm train`. A finished trial (its metrics.jsonl reaches max_iters) is not run again,
+so the sweep can be stopped and restarted. Results go to runs/sweep/results.json and print as a
+Markdown table. Run from the repository root:
 
-    python bench/recipe_sweep.py --threads 1                 # all trials
-    python bench/recipe_sweep.py --only muon-600 adamw3e-4-600
+    python -m bench.recipe_sweep --threads 1                 # all trials
+    python -m bench.recipe_sweep --only muon-600 adamw3e-4-600 --data ../shared/data/tinystories_train.txt \
+        --val-data ../shared/data/tinystories_valid.txt
 """
 from __future__ import annotations
 
@@ -17,8 +19,10 @@ import sys
 import time
 from pathlib import Path
 
-DATA = "../shared/data/tinystories_train.txt"
-VAL = "../shared/data/tinystories_valid.txt"
+from microdllm.checkpoint import STATE_JSON
+from microdllm.data import CORPUS_TRAIN, CORPUS_VALID
+from microdllm.train import LOG_NAME
+
 BASE = ["--preset", "tiny", "--optimizer", "muon", "--muon-lr", "0.02", "--lr", "2e-3",
         "--loss", "masked_ce", "--schedule", "cosine", "--batch-size", "32"]
 
@@ -42,21 +46,21 @@ TRIALS = {
 
 
 def metrics(out: Path) -> list[dict]:
-    path = out / "metrics.jsonl"
+    path = out / LOG_NAME
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def run_trial(name: str, overrides: list[str], steps: int, root: Path, threads: int) -> dict:
+def run_trial(name: str, overrides: list[str], steps: int, root: Path, threads: int, data: str, val: str) -> dict:
     out = root / name
     rows = metrics(out)
     if not rows or rows[-1]["step"] < steps:
-        if (out / "training_state.json").exists():   # interrupted: continue exactly where it stopped
+        if (out / STATE_JSON).exists():   # interrupted: continue exactly where it stopped
             cmd = [sys.executable, "-m", "microdllm", "train", "--resume", str(out), "--threads", str(threads),
                    "--no-progress"]
         else:
-            cmd = [sys.executable, "-m", "microdllm", "train", "--data", DATA, "--val-data", VAL, *BASE,
+            cmd = [sys.executable, "-m", "microdllm", "train", "--data", data, "--val-data", val, *BASE,
                    *overrides, "--max-iters", str(steps), "--eval-interval", str(max(steps // 6, 25)),
                    "--save-interval", str(max(steps // 6, 25)), "--threads", str(threads), "--out", str(out),
                    "--no-progress"]
@@ -76,6 +80,8 @@ def main():
     p.add_argument("--only", nargs="*", help="trial names (default: all)")
     p.add_argument("--root", default="runs/sweep")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--data", default=CORPUS_TRAIN, help=f"training text ({CORPUS_TRAIN})")
+    p.add_argument("--val-data", default=CORPUS_VALID, help=f"validation text ({CORPUS_VALID})")
     p.add_argument("--summary", action="store_true", help="print the table of finished trials, run nothing")
     args = p.parse_args()
     root = Path(args.root)
@@ -87,7 +93,7 @@ def main():
 
     for name in [] if args.summary else args.only or TRIALS:
         overrides, steps = TRIALS[name]
-        result = run_trial(name, overrides, steps, root, args.threads)
+        result = run_trial(name, overrides, steps, root, args.threads, args.data, args.val_data)
         results = load()            # several sweeps may share the root: merge, do not overwrite
         results[name] = result
         results_path.write_text(json.dumps(results, indent=2))

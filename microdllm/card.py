@@ -1,10 +1,17 @@
-"""Hugging Face model cards (README.md with YAML metadata) for checkpoint directories."""
+"""Model cards: the README.md (YAML metadata + Markdown) of a checkpoint directory, and the short
+Markdown summary of a loaded checkpoint that the app's Model tab shows.
+
+It reads what config.json and the checkpoint's metadata say, and evaluates nothing itself
+(except `describe_checkpoint`, which evaluates, samples, then writes the card).
+"""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from .checkpoint import CheckpointError, atomic_write_bytes, read_config
+from .atomic import atomic_write
+from .checkpoint import CheckpointError, read_config
+from .evaluate import METRIC_LABELS, headline_metric
 
 
 def _fmt(x, digits=3):
@@ -27,16 +34,15 @@ def _init_rows(source, tr: dict) -> list[str]:
             f"{(seconds + tr.get('seconds', 0)) / 3600:.2f} h |"]
 
 
-def write_model_card(directory, *, title: str, hardware: str = "", samples: list[dict] | None = None,
-                     evaluation: dict | None = None, notes: str = "") -> Path:
-    """Write `directory/README.md` from its config.json plus evaluation results and samples."""
-    directory = Path(directory)
-    cfg = read_config(directory)
-    m, tr = cfg["model"], cfg.get("training", {})
-    tcfg = tr.get("config", {})
-    params = tr.get("parameters", "?")
-    ev = evaluation or {}
-    lines = [
+def _front_matter(title: str, ev: dict) -> list[str]:
+    """The Hub's YAML metadata: the headline validation metric (nan until the checkpoint is evaluated)."""
+    try:
+        key, value = headline_metric(ev)
+    except KeyError:
+        key, value = "nelbo_bpc", float("nan")
+    name = {"nelbo_bpc": "validation NELBO bits per character (upper bound)",
+            "bpc": "validation bits per character (exact)"}[key]
+    return [
         "---",
         "language: en",
         "license: mit",
@@ -50,16 +56,14 @@ def write_model_card(directory, *, title: str, hardware: str = "", samples: list
         "  - task: {type: text-generation}",
         "    dataset: {name: TinyStories (validation sample), type: roneneldan/TinyStories}",
         "    metrics:",
-        "    - {type: nelbo_bpc, name: validation NELBO bits per character (upper bound), "
-        f"value: {_fmt(ev.get('nelbo_bpc', float('nan')), 4)}}}",
+        f"    - {{type: {key}, name: {name}, value: {_fmt(value, 4)}}}",
         "---",
-        "",
-        f"# {title}",
-        "",
-        "A character-level **masked-diffusion language model** (MDLM / LLaDA recipe, shrunk), trained "
-        "with micro-dLLM. It writes by starting from a fully masked block and un-masking characters "
-        "over a few dozen denoising steps.",
-        "",
+    ]
+
+
+def _model_table(cfg: dict) -> list[str]:
+    m, params = cfg["model"], cfg.get("training", {}).get("parameters", "?")
+    return [
         "## Model",
         "",
         "| | |",
@@ -72,7 +76,14 @@ def write_model_card(directory, *, title: str, hardware: str = "", samples: list
         f"timestep embedding {'on' if m['time_embedding'] else 'off'} |",
         *(["| alignment | shifted: character i is read from position i - 1 (behind a learned start "
            "vector), as in a left-to-right model |"] if m.get("shift") else []),
-        "",
+    ]
+
+
+def _training_table(cfg: dict, hardware: str) -> list[str]:
+    m, tr = cfg["model"], cfg.get("training", {})
+    tcfg = tr.get("config", {})
+    step = tr.get("step", "?")
+    return [
         "## Training",
         "",
         "| | |",
@@ -82,33 +93,48 @@ def write_model_card(directory, *, title: str, hardware: str = "", samples: list
         f"| optimizer | {tcfg.get('optimizer', '?')} (lr {tcfg.get('lr', '?')}, Muon lr {tcfg.get('muon_lr', '-')}) |",
         f"| loss | {tcfg.get('loss', '?')} |",
         f"| batch | {tcfg.get('batch_size', '?')} x {m['block_size']} characters |",
-        f"| steps | {tr.get('step', '?'):,} |" if isinstance(tr.get("step"), int) else f"| steps | {tr.get('step', '?')} |",
+        f"| steps | {step:,} |" if isinstance(step, int) else f"| steps | {step} |",
         f"| tokens seen | {tr.get('tokens', 0):,} |",
         f"| wall time | {tr.get('seconds', 0) / 3600:.2f} h |",
         *_init_rows(tcfg.get("init_from"), tr),
         f"| hardware | {hardware or tr.get('device', '?')} |",
-        "",
-        "![loss curve](loss_curve.png)",
-        "",
-        "## Evaluation",
-        "",
     ]
+
+
+def _evaluation(ev: dict) -> list[str]:
+    lines = ["## Evaluation", ""]
     if ev:
         lines += ["| metric | value |", "|---|---|"]
         lines += [f"| {k} | {_fmt(v, 4)} |" for k, v in ev.items() if isinstance(v, (int, float))]
         lines += ["", "The NELBO is an upper bound on the negative log-likelihood (bits per character)."]
-    if samples:
-        lines += ["", "## Uncurated samples", ""]
-        for s in samples:
-            lines += [f"Settings: `{s['settings']}`", "", "```text", s["text"], "```", ""]
-    if notes:
-        lines += ["", notes]
+    return lines
+
+
+def _samples(samples: list[dict] | None) -> list[str]:
+    if not samples:
+        return []
+    lines = ["", "## Uncurated samples", ""]
+    for s in samples:
+        lines += [f"Settings: `{s['settings']}`", "", "```text", s["text"], "```", ""]
+    return lines
+
+
+def write_model_card(directory, *, title: str, hardware: str = "", samples: list[dict] | None = None,
+                     evaluation: dict | None = None, notes: str = "") -> Path:
+    """Write `directory/README.md` from its config.json plus evaluation results and samples."""
+    directory = Path(directory)
+    cfg = read_config(directory)
+    ev = evaluation or {}
+    intro = ("A character-level **masked-diffusion language model** (MDLM / LLaDA recipe, shrunk), trained "
+             "with micro-dLLM. It writes by starting from a fully masked block and un-masking characters "
+             "over a few dozen denoising steps.")
+    lines = [*_front_matter(title, ev), "", f"# {title}", "", intro, "", *_model_table(cfg), "",
+             *_training_table(cfg, hardware), "", "![loss curve](loss_curve.png)", "", *_evaluation(ev),
+             *_samples(samples), *(["", notes] if notes else [])]
     lines += ["", "## Use", "", "```bash",
               "python -m microdllm generate --checkpoint <this repo id or directory> --prompt \"Once upon a time\"",
               "MICRODLLM_CHECKPOINT=<this repo id> python app.py", "```", ""]
-    path = directory / "README.md"
-    atomic_write_bytes(path, "\n".join(lines).encode())
-    return path
+    return atomic_write(directory / "README.md", "\n".join(lines))
 
 
 SAMPLE_PROMPTS = ["Once upon a time, there was a little girl named Lily.", "One day, a boy named Tom went to the park.",
@@ -142,7 +168,88 @@ def describe_checkpoint(directory, val_file, *, title: str, hardware: str = "", 
     evaluation["data"] = Path(val_file).name
     config = read_config(directory)
     config["evaluation"] = evaluation  # the app's Model panel shows it
-    atomic_write_bytes(Path(directory) / "config.json", (json.dumps(config, indent=2) + "\n").encode())
+    atomic_write(Path(directory) / "config.json", json.dumps(config, indent=2) + "\n")
     write_model_card(directory, title=title, hardware=hardware, samples=samples, notes=notes,
                      evaluation={k: v for k, v in metrics.items() if isinstance(v, float)})
     return metrics
+
+
+# ---------------------------------------------------------------------------------------------
+# The summary of a loaded checkpoint (the app's Model tab)
+
+def _md(value) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _fmt_int(value) -> str:
+    try:
+        return f"{int(value):,}"
+    except (TypeError, ValueError):
+        return _md(value)
+
+
+def _duration(seconds) -> str:
+    try:
+        s = float(seconds)
+    except (TypeError, ValueError):
+        return _md(seconds)
+    if s < 120:
+        return f"{s:.0f} s"
+    if s < 7200:
+        return f"{s / 60:.0f} min"
+    return f"{s / 3600:.1f} h"
+
+
+def _architecture_rows(ck) -> list[tuple[str, str]]:
+    cfg, n = ck.model.config, ck.model.num_params()
+    return [("Checkpoint", f"`{_md(ck.source)}`"),
+            ("Files", f"`{_md(ck.path)}`"),
+            ("Parameters", f"{n / 1e6:.2f} M ({n:,})"),
+            ("Architecture", f"{'causal (autoregressive baseline)' if cfg.causal else 'bidirectional'} "
+                             f"Transformer: {cfg.n_layer} layers, {cfg.n_head} heads, {cfg.n_embd}-dim, RoPE"
+                             f"{', timestep embedding' if cfg.time_embedding else ''}"
+                             f"{', shifted (each character read from the position to its left)' if cfg.shift else ''}"),
+            ("Context", f"{cfg.block_size} characters"),
+            ("Vocabulary", f"{ck.tokenizer.vocab_size - 1} characters + the mask"),
+            ("Diffusion", f"{getattr(ck.schedule, 'name', '?')} schedule, T = {cfg.timesteps} steps")]
+
+
+def _training_rows(meta: dict) -> list[tuple[str, str]]:
+    tcfg = meta.get("config") if isinstance(meta.get("config"), dict) else {}
+    data = tcfg.get("dataset") or tcfg.get("data")
+    if isinstance(data, (list, tuple)):
+        data = ", ".join(Path(str(d)).name for d in data)
+    rows, trained = [("Training data", _md(data))] if data else [], []
+    if meta.get("step") is not None:
+        trained.append(f"{_fmt_int(meta['step'])} steps")
+    if meta.get("tokens") is not None:
+        trained.append(f"{_fmt_int(meta['tokens'])} characters")
+    if meta.get("seconds") is not None:
+        trained.append(_duration(meta["seconds"]))
+    if meta.get("device"):
+        trained.append(f"on {_md(meta['device'])}")
+    return rows + ([("Training", ", ".join(trained))] if trained else [])
+
+
+def _validation_rows(ck, meta: dict) -> list[tuple[str, str]]:
+    """The final evaluation (describe_checkpoint) if there is one, else the last one during training."""
+    final = ck.config.get("evaluation") if isinstance(ck.config.get("evaluation"), dict) else {}
+    val = final or (meta.get("val") if isinstance(meta.get("val"), dict) else {})
+    try:
+        key, value = headline_metric(val)
+    except KeyError:
+        return []
+    where = f" on {_md(final['data'])}, {_fmt_int(final.get('characters'))} characters" if final.get("data") else ""
+    return [("Validation", f"{'≤ ' if key == 'nelbo_bpc' else ''}{value:.3f} {METRIC_LABELS[key]}{where}")]
+
+
+def model_summary(ck) -> str:
+    """Markdown table: which checkpoint, size, architecture, training and validation numbers."""
+    meta = ck.metadata if isinstance(ck.metadata, dict) else {}
+    rows = _architecture_rows(ck)
+    try:
+        rows += _training_rows(meta)
+        rows += _validation_rows(ck, meta)
+    except (TypeError, ValueError, AttributeError):
+        pass  # metadata from an unknown source: show what we could read
+    return "| Loaded model | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)

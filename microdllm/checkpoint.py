@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from .atomic import atomic_write
 from .config import ModelConfig
 from .diffusion import Schedule, get_schedule
 from .model import Transformer
@@ -48,27 +48,6 @@ class Checkpoint:
         return self.model.config
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    atomic_save(lambda p: Path(p).write_bytes(data), path)
-
-
-def atomic_save(save_fn, path: Path) -> None:
-    """Run save_fn(tmp_path) then rename onto `path`: readers see the old file or the new one, never half."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_fn(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def build_config(model_config: ModelConfig, tokenizer: CharTokenizer, schedule: str,
                  training: dict | None = None, extra: dict | None = None) -> dict:
     return {
@@ -93,9 +72,9 @@ def save_checkpoint(out_dir, model: Transformer, tokenizer: CharTokenizer, sched
         raise CheckpointError(f"tokenizer has {tokenizer.vocab_size} ids but the model {raw.config.vocab_size}")
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in raw.state_dict().items()}
     step = str((training or {}).get("step", ""))
-    atomic_save(lambda p: save_file(tensors, p, metadata={"format": FORMAT, "step": step}), out / WEIGHTS_NAME)
+    atomic_write(out / WEIGHTS_NAME, lambda p: save_file(tensors, str(p), metadata={"format": FORMAT, "step": step}))
     config = build_config(raw.config, tokenizer, schedule, training, extra)
-    atomic_write_bytes(out / CONFIG_NAME, (json.dumps(config, indent=2) + "\n").encode())
+    atomic_write(out / CONFIG_NAME, json.dumps(config, indent=2) + "\n")
     return out
 
 
@@ -231,8 +210,8 @@ def save_training_state(directory, optimizers: list[torch.optim.Optimizer], rng:
                 else:
                     scalars[f"opt{i}.{pid}.{name}"] = value
     meta = {**info, "optimizer_param_groups": groups, "optimizer_scalars": scalars}
-    atomic_save(lambda p: save_file(tensors, p), directory / STATE_TENSORS)
-    atomic_write_bytes(directory / STATE_JSON, json.dumps(meta).encode())
+    atomic_write(directory / STATE_TENSORS, lambda p: save_file(tensors, str(p)))
+    atomic_write(directory / STATE_JSON, json.dumps(meta))
 
 
 def read_training_info(directory) -> dict:

@@ -1,4 +1,4 @@
-"""`python -m microdllm <command>`: train, eval, prepare-data, generate, import-original."""
+"""`python -m microdllm <command>`: train, eval, prepare-data, generate, sample-eval, model-card, bench, import-original."""
 from __future__ import annotations
 
 import argparse
@@ -6,59 +6,53 @@ import dataclasses
 import json
 import sys
 import time
+import typing
 from pathlib import Path
 
 from .checkpoint import BUNDLED_AR_DIR, CheckpointError
 
 
 def _add_train(sub):
-    from .config import PRESETS
     from .train import TrainConfig
 
     # Defaults are suppressed so that only the options a user typed reach cmd_train (matters for --resume).
     p = sub.add_parser("train", help="train a model (also under torchrun --nproc_per_node K)",
                        argument_default=argparse.SUPPRESS)
-    d = TrainConfig()
-    p.add_argument("--data", nargs="+", help="training text file(s)")
-    p.add_argument("--val-data", help="validation text file (default: the last 10%% of --data)")
-    p.add_argument("--dataset", help="Hugging Face dataset id or local json/parquet file, instead of --data")
-    p.add_argument("--dataset-stories", type=int, help=f"stories to stream from --dataset ({d.dataset_stories})")
-    p.add_argument("--out", help=f"checkpoint directory ({d.out})")
     p.add_argument("--resume", metavar="DIR", help="continue exactly from the training state in DIR")
-    p.add_argument("--preset", help=f"one of: {', '.join(PRESETS)} ({d.preset})")
-    for name in ("n_layer", "n_head", "n_embd", "block_size"):
-        p.add_argument("--" + name.replace("_", "-"), type=int, help="override the preset")
-    p.add_argument("--no-time-embedding", dest="time_embedding", action="store_false",
-                   help="drop the timestep embedding (MDLM)")
-    p.add_argument("--causal", action="store_true", help="autoregressive baseline: causal attention, next-char loss")
-    p.add_argument("--shift", action="store_true",
-                   help="predict each character from the position to its left, as a left-to-right model does")
-    p.add_argument("--init-from", metavar="CHECKPOINT",
-                   help="start from these weights (directory or Hub id), e.g. the autoregressive baseline "
-                        "with --shift: a diffusion model adapted from it (its preset and vocabulary are kept)")
-    p.add_argument("--schedule", choices=["cosine", "linear", "loglinear"], help=f"({d.schedule})")
-    p.add_argument("--loss", choices=["masked_ce", "elbo"], help=f"({d.loss})")
-    p.add_argument("--stratified", action="store_true", help="low-discrepancy timesteps within a batch")
-    p.add_argument("--optimizer", choices=["adamw", "muon"], help=f"({d.optimizer})")
-    for name in ("lr", "muon_lr", "weight_decay", "min_lr_ratio", "grad_clip"):
-        p.add_argument("--" + name.replace("_", "-"), type=float, help=f"({getattr(d, name)})")
-    for name in ("batch_size", "max_iters", "warmup_iters", "eval_interval", "eval_windows",
-                 "eval_timesteps", "save_interval", "seed", "threads"):
-        p.add_argument("--" + name.replace("_", "-"), type=int, help=f"({getattr(d, name)})")
-    p.add_argument("--device", help="auto (cuda, mps or cpu), or a torch device")
-    p.add_argument("--compile", action="store_true", help="torch.compile the training step (a minute to warm up)")
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction,
-                   help="show a progress bar (on unless --no-progress; a resumed run keeps its setting)")
+    hints = typing.get_type_hints(TrainConfig)
+    for f in dataclasses.fields(TrainConfig):
+        _add_field_flag(p, f, hints[f.name])
     p.set_defaults(func=cmd_train)
 
 
-# What may change when resuming: where to write, how long to run, logging. The recipe may not.
-RESUMABLE = {"out", "max_iters", "eval_interval", "save_interval", "progress", "device", "threads", "compile"}
+def _add_field_flag(p, f: dataclasses.Field, hint):
+    """One --flag-name per TrainConfig field, its help and choices from the field's metadata (train.option):
+    a bool is a switch (--x, or --x/--no-x when on by default), a list takes one or more values."""
+    flag = "--" + f.name.replace("_", "-")
+    text = f.metadata["help"].replace("%", "%%")
+    if hint is bool:
+        action = argparse.BooleanOptionalAction if f.default else "store_true"
+        p.add_argument(flag, action=action, help=text)
+        return
+    if f.default not in (None, dataclasses.MISSING):
+        text += f" ({f.default})"
+    kind, many = _flag_type(hint)
+    extra = {k: f.metadata[k] for k in ("choices", "metavar", "nargs") if k in f.metadata}
+    extra.setdefault("nargs", "+" if many else None)
+    p.add_argument(flag, type=kind, help=text, **extra)
+
+
+def _flag_type(hint) -> tuple[type, bool]:
+    """(value type, takes several values) of a field annotation: int, `float | None`, list[str], ..."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) is list:
+        return args[0], True
+    return (args[0] if args else hint), False
 
 
 def cmd_train(args):
     from .checkpoint import read_training_info
-    from .train import TrainConfig, train
+    from .train import RESUMABLE, TrainConfig, train
 
     given = {k: v for k, v in vars(args).items() if k not in ("func", "command", "resume")}
     if getattr(args, "resume", None):
@@ -88,7 +82,7 @@ def _add_eval(sub):
 def cmd_eval(args):
     from .checkpoint import load_checkpoint
     from .data import validation_windows
-    from .evaluate import evaluate
+    from .evaluate import evaluate, headline_metric
 
     ck = load_checkpoint(args.checkpoint)
     windows, dropped = validation_windows(args.data, ck.tokenizer, args.windows, ck.model_config.block_size,
@@ -101,8 +95,9 @@ def cmd_eval(args):
     if args.json:
         print(json.dumps(metrics, indent=2))
         return
-    if "bpc" in metrics:
-        print(f"{ck.source}: {metrics['bpc']:.4f} bits/char (exact, autoregressive)")
+    key, value = headline_metric(metrics)
+    if key == "bpc":
+        print(f"{ck.source}: {value:.4f} bits/char (exact, autoregressive)")
         return
     print(f"{ck.source} on {args.data} ({metrics['characters']:,} characters, {args.timesteps} timesteps each)")
     print(f"  NELBO           {metrics['nelbo_bpc']:.4f} bits/char (an upper bound on the NLL)")
@@ -188,21 +183,12 @@ def sampler_config(args):
     return cfg.replace(**given, **knobs)
 
 
-def _served(ck, args):
-    """The checkpoint as asked to serve it: int8 Linear weights and/or compiled evaluations (serving.py)."""
-    from .serving import compile_model, quantize_int8
-
-    model = quantize_int8(ck.model) if args.int8 else ck.model
-    if args.compile:
-        model = compile_model(model)
-    return dataclasses.replace(ck, model=model)
-
-
 def cmd_generate(args):
     from .checkpoint import load_checkpoint
     from .sampling import denoise
+    from .serving import serve_checkpoint
 
-    ck = _served(load_checkpoint(args.checkpoint), args)
+    ck = serve_checkpoint(load_checkpoint(args.checkpoint), int8=args.int8, compile=args.compile)
     cfg = sampler_config(args)
     keep_all = bool(args.gif or args.mp4)
     states, last = [], None
@@ -230,20 +216,18 @@ def cmd_generate(args):
             print(f"wrote {path}", file=sys.stderr)
 
 
-SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
-DEFAULT_WORDS = SHARED_DATA / "tinystories_train.txt"
-DEFAULT_REFERENCE = SHARED_DATA / "tinystories_valid.txt"
-
-
 def _add_sample_eval(sub):
+    from .data import CORPUS_TRAIN, CORPUS_VALID
+
     p = sub.add_parser("sample-eval", help="generate from fixed story openings and score the text")
     p.add_argument("--checkpoint", help="directory or Hub repo id (default: the bundled model)")
     p.add_argument("--n", type=int, default=64)
-    p.add_argument("--words-from", default=str(DEFAULT_WORDS), help="training text for the word list")
+    p.add_argument("--words-from", default=CORPUS_TRAIN,
+                   help=f"training text for the word list (default: {CORPUS_TRAIN}, relative to the current directory)")
     p.add_argument("--ar-checkpoint", default=str(BUNDLED_AR_DIR),
                    help="autoregressive baseline for generative bits/char (default: the bundled one; 'none': skip)")
-    p.add_argument("--reference", help="validation text: real stories scored the same way "
-                                       "(default: ../shared/data/tinystories_valid.txt when it exists)")
+    p.add_argument("--reference", help=f"validation text: real stories scored the same way (default: {CORPUS_VALID}, "
+                                       f"relative to the current directory, when it exists; else none)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--verbose", action="store_true")
     _add_sampler_args(p)
@@ -252,19 +236,14 @@ def _add_sample_eval(sub):
 
 def cmd_sample_eval(args):
     from .checkpoint import load_checkpoint
-    from .data import read_text_files
-    from .quality import TARGETS, reference_stories, sample_eval, vocabulary
+    from .quality import sample_eval
+    from .serving import serve_checkpoint
 
-    if not Path(args.words_from).is_file():
-        raise FileNotFoundError(f"{args.words_from}: no such file (the word list comes from the training text; "
-                                f"pass --words-from FILE)")
-    ck = _served(load_checkpoint(args.checkpoint), args)
+    known, refs = _sample_eval_texts(args)
+    ck = serve_checkpoint(load_checkpoint(args.checkpoint), int8=args.int8, compile=args.compile)
     ar = None if args.ar_checkpoint in (None, "", "none") else load_checkpoint(args.ar_checkpoint)
     if ar is not None and not ar.model_config.causal:
         raise ValueError(f"{args.ar_checkpoint}: not an autoregressive (causal) checkpoint")
-    known = vocabulary(read_text_files([args.words_from]))
-    reference = args.reference or (DEFAULT_REFERENCE if DEFAULT_REFERENCE.is_file() else None)
-    refs = reference_stories(reference, args.n) if reference else None
     cfg = sampler_config(args)
     seed = 0 if args.seed is None else args.seed
     result = sample_eval(ck, known, cfg, n=args.n, seed=seed, ar=ar, reference_texts=refs, progress=args.verbose)
@@ -272,8 +251,29 @@ def cmd_sample_eval(args):
                   compiled=args.compile)
     if args.json:
         print(json.dumps(result, indent=2))
-        return
-    print(f"{ck.source}: {args.n} continuations, {cfg.remasking} remasking, {cfg.steps} steps, T={cfg.temperature}")
+    else:
+        _print_sample_eval(result, ck.source, cfg)
+
+
+def _sample_eval_texts(args) -> tuple[set[str], list[str] | None]:
+    """The training text's word list and the reference stories (from the default file when it is here),
+    checked before any model loads."""
+    from .data import CORPUS_VALID, read_text_files
+    from .quality import reference_stories, vocabulary
+
+    for path, flag, what in ((args.words_from, "--words-from", "the word list comes from the training text"),
+                             (args.reference, "--reference", "the real stories to compare with")):
+        if path and not Path(path).is_file():
+            raise FileNotFoundError(f"{path}: no such file ({what}; pass {flag} FILE)")
+    reference = args.reference or (CORPUS_VALID if Path(CORPUS_VALID).is_file() else None)
+    return vocabulary(read_text_files([args.words_from])), reference_stories(reference, args.n) if reference else None
+
+
+def _print_sample_eval(result: dict, source: str, cfg):
+    """The sample-eval metrics as a table, each target met or not, then the first samples."""
+    from .quality import TARGETS
+
+    print(f"{source}: {result['n']} continuations, {cfg.remasking} remasking, {cfg.steps} steps, T={cfg.temperature}")
     for key in ("word_share", "real_word_share", "distinct_2", "gen_bpc", "real_bpc", "gen_over_real",
                 "mean_nfe", "mean_seconds", "chars_per_second"):
         if key in result:
@@ -298,10 +298,11 @@ def _add_card(sub):
 
 def cmd_card(args):
     from .card import describe_checkpoint
+    from .evaluate import headline_metric
 
     m = describe_checkpoint(args.checkpoint, args.data, title=args.title, hardware=args.hardware, notes=args.notes)
-    key = "bpc" if "bpc" in m else "nelbo_bpc"
-    print(f"wrote {Path(args.checkpoint) / 'README.md'} ({key} {m[key]:.4f})")
+    key, value = headline_metric(m)
+    print(f"wrote {Path(args.checkpoint) / 'README.md'} ({key} {value:.4f})")
 
 
 def _add_bench(sub):
@@ -317,11 +318,11 @@ def _add_bench(sub):
 
 
 def cmd_bench(args):
-    from . import bench
+    from . import speed
 
-    result = bench.run(args.checkpoint, repeats=args.repeats, train_batch=args.train_batch,
+    result = speed.run(args.checkpoint, repeats=args.repeats, train_batch=args.train_batch,
                        sampling=not args.no_sampling, compile=args.compile)
-    print(bench.save(result, args.json_path, args.md_path))
+    print(speed.save(result, args.json_path, args.md_path))
 
 
 def _add_import(sub):

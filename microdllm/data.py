@@ -6,9 +6,14 @@ from pathlib import Path
 
 import torch
 
+from .atomic import atomic_write
 from .tokenizer import CharTokenizer, normalise
 
 DEFAULT_DATASET = "roneneldan/TinyStories"
+# Where the TinyStories text lives by convention, relative to the current directory (the repository
+# root when run from it; data/ is git-ignored, the corpus is never committed).
+CORPUS_TRAIN = "data/tinystories_train.txt"
+CORPUS_VALID = "data/tinystories_valid.txt"
 LOCAL_BUILDERS = {".json": "json", ".jsonl": "json", ".parquet": "parquet", ".csv": "csv", ".txt": "text"}
 
 
@@ -71,10 +76,8 @@ def stream_stories(dataset: str = DEFAULT_DATASET, config: str | None = None, sp
 
 
 def write_stories(stories: list[str], output, separator: str = "\n\n") -> Path:
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(separator.join(stories) + "\n", encoding="utf-8")
-    return output
+    """Write the stories as one UTF-8 text file, atomically: an interrupted run leaves no half corpus."""
+    return atomic_write(output, separator.join(stories) + "\n")
 
 
 @dataclass

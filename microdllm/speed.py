@@ -25,10 +25,10 @@ from .model import Transformer
 from .sampling import DEFAULT, PRESETS, denoise
 from .serving import compile_model, quantize_int8
 
-# Each strategy at 64 steps on the training schedule without early reveals; PLAIN (random order)
+# Each remasking strategy at 64 steps on the training schedule without early reveals; PLAIN (random order)
 # was the default before issue #6 and is the quality reference for the faster default.
 PLAIN = DEFAULT.replace(remasking="random", steps=64, threshold=None, reveal_schedule=None, polish=0)
-STRATEGY_RUNS = {
+SAMPLER_RUNS = {
     f"default ({DEFAULT.remasking}, {DEFAULT.reveal_schedule} reveals, threshold {DEFAULT.threshold}, "
     f"{DEFAULT.steps} steps, {DEFAULT.polish} polish passes)": DEFAULT,
     "random r=0, 64 steps (the default before #6)": PLAIN,
@@ -95,7 +95,7 @@ def bench_sampling(model, tokenizer, schedule, repeats: int) -> list[dict]:
     round, then `repeats` rounds of every sampler once), so a shared machine's drifts in speed hit
     every sampler alike and the ratios to `classic` stay fair; each row reports its median."""
     L = model.config.block_size
-    configs = {name: cfg.replace(gen_len=L) for name, cfg in STRATEGY_RUNS.items()}
+    configs = {name: cfg.replace(gen_len=L) for name, cfg in SAMPLER_RUNS.items()}
     seconds = {name: [] for name in configs}
     first = {name: [] for name in configs}
     nfe = {}

@@ -10,67 +10,95 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 
 from . import checkpoint as ckpt
-from .config import ModelConfig, get_preset
+from .config import PRESETS, ModelConfig, get_preset
 from .data import build_token_data, fixed_windows, read_text_files, sample_windows, stream_stories
-from .diffusion import autoregressive_loss, corrupt, diffusion_loss, get_schedule, sample_timesteps
-from .evaluate import evaluate
+from .diffusion import (SCHEDULES, always_predicted, autoregressive_loss, block_diffusion_loss, corrupt, corrupt_blocks,
+                        diffusion_loss, get_schedule, sample_timesteps)
+from .evaluate import evaluate, headline_metric
 from .model import Transformer
+from .plots import Curve, plot_curves
 from .tokenizer import CharTokenizer
 
 STATE_NAME = ckpt.STATE_JSON
 LOG_NAME = "metrics.jsonl"
 CURVE_NAME = "loss_curve.png"
+LOSSES = ("masked_ce", "elbo")          # masked_ce: the original's mean masked cross-entropy
+OPTIMIZERS = ("adamw", "muon")
 
 
 class TrainingError(RuntimeError):
     """Training cannot go on (bad input or a diverged loss); the last good checkpoint is kept."""
 
 
+def option(default, help: str, *, resumable: bool = False, **argparse_kw):
+    """A TrainConfig field with the help text of its command-line flag (cli.py builds the flags from these).
+
+    `resumable`: the option may change when a run is resumed (where to write, how long, logging);
+    the recipe may not. Other keywords (choices, metavar) go to argparse as they are.
+    """
+    kw = {"default_factory": default} if callable(default) else {"default": default}
+    return field(**kw, metadata={"help": help, "resumable": resumable, **argparse_kw})
+
+
 @dataclass
 class TrainConfig:
-    out: str = "runs/tiny"
-    data: list[str] = field(default_factory=list)   # text files
-    val_data: str | None = None                     # separate validation file (else last 10%)
-    dataset: str | None = None                      # Hugging Face dataset id (instead of files)
-    dataset_stories: int = 2000
-    preset: str = "tiny"
-    n_layer: int | None = None
-    n_head: int | None = None
-    n_embd: int | None = None
-    block_size: int | None = None
-    time_embedding: bool = True
-    causal: bool = False
-    shift: bool = False                     # predict each character from the position to its left (see model.py)
-    init_from: str | None = None            # start from these weights (a checkpoint directory or Hub id),
-                                            # e.g. an autoregressive model turned into a diffusion model
-    schedule: str = "cosine"
-    loss: str = "masked_ce"                 # masked_ce (original) or elbo
-    stratified: bool = False                # low-discrepancy timesteps within a batch
-    optimizer: str = "adamw"                # adamw or muon
-    lr: float = 3e-4                        # AdamW lr (embeddings, head, everything for adamw)
-    muon_lr: float = 0.02
-    weight_decay: float = 0.0
-    batch_size: int = 64
-    max_iters: int = 5000
-    warmup_iters: int = 100
-    min_lr_ratio: float = 0.1
-    grad_clip: float = 1.0
-    eval_interval: int = 250
-    eval_windows: int = 32
-    eval_timesteps: int = 8
-    save_interval: int = 500
-    seed: int = 1337
-    device: str = "auto"
-    threads: int | None = None
-    compile: bool = False                   # torch.compile the training forward: same maths, faster steps
-    progress: bool = True
+    out: str = option("runs/tiny", "checkpoint directory", resumable=True)
+    data: list[str] = option(list, "training text file(s)")
+    val_data: str | None = option(None, "validation text file (default: the last 10% of --data)")
+    dataset: str | None = option(None, "Hugging Face dataset id or local json/parquet file, instead of --data")
+    dataset_stories: int = option(2000, "stories to stream from --dataset")
+    preset: str = option("tiny", f"one of: {', '.join(PRESETS)}")
+    n_layer: int | None = option(None, "override the preset")
+    n_head: int | None = option(None, "override the preset")
+    n_embd: int | None = option(None, "override the preset")
+    block_size: int | None = option(None, "override the preset")
+    time_embedding: bool = option(True, "a learned timestep embedding (on unless --no-time-embedding: MDLM)")
+    causal: bool = option(False, "autoregressive baseline: causal attention, next-char loss")
+    shift: bool = option(False, "predict each character from the position to its left, as a left-to-right "
+                                "model does (see model.py)")
+    init_from: str | None = option(None, "start from these weights (directory or Hub id), e.g. the "
+                                         "autoregressive baseline with --shift: a diffusion model adapted from "
+                                         "it (its preset and vocabulary are kept)", metavar="CHECKPOINT")
+    attn_block: int | None = option(None, "block diffusion (BD3-LM): block-causal attention over blocks of this "
+                                          "many characters, one noise level per block (use with --shift "
+                                          "--no-time-embedding; from an autoregressive --init-from)", metavar="B")
+    mask_range: list[float] = option(lambda: [0.0, 1.0], "block diffusion: each block's time u is drawn from "
+                                                         "[LOW, HIGH] (BD3-LM's clipped schedule when narrower)",
+                                     nargs=2, metavar=("LOW", "HIGH"))
+    schedule: str = option("cosine", "masking schedule", choices=tuple(SCHEDULES))
+    loss: str = option("masked_ce", "masked_ce (the original's) or elbo", choices=LOSSES)
+    stratified: bool = option(False, "low-discrepancy timesteps within a batch")
+    optimizer: str = option("adamw", "adamw, or muon on the hidden matrices", choices=OPTIMIZERS)
+    lr: float = option(3e-4, "AdamW learning rate (embeddings and head; everything for adamw)")
+    muon_lr: float = option(0.02, "Muon learning rate")
+    weight_decay: float = option(0.0, "weight decay")
+    batch_size: int = option(64, "windows per step (per process)")
+    max_iters: int = option(5000, "total optimisation steps", resumable=True)
+    warmup_iters: int = option(100, "linear warmup steps")
+    min_lr_ratio: float = option(0.1, "the cosine decay ends at this share of the learning rate")
+    grad_clip: float = option(1.0, "gradient norm clip (0 = off)")
+    eval_interval: int = option(250, "steps between validations", resumable=True)
+    eval_windows: int = option(32, "validation windows")
+    eval_timesteps: int = option(8, "stratified timesteps per validation window")
+    save_interval: int = option(500, "steps between checkpoints", resumable=True)
+    seed: int = option(1337, "seed of the weights and of every step's draws")
+    device: str = option("auto", "auto (cuda, mps or cpu), or a torch device", resumable=True)
+    threads: int | None = option(None, "torch CPU threads", resumable=True)
+    compile: bool = option(False, "torch.compile the training forward: same maths, faster steps (a minute "
+                                  "to warm up)", resumable=True)
+    progress: bool = option(True, "show a progress bar (on unless --no-progress; a resumed run keeps its "
+                                          "setting)", resumable=True)
+
+
+# What may change when resuming: where to write, how long to run, logging. The recipe may not.
+RESUMABLE = frozenset(f.name for f in fields(TrainConfig) if f.metadata["resumable"])
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -100,74 +128,91 @@ def build_optimizers(model: Transformer, cfg: TrainConfig) -> list[torch.optim.O
         other = [p for n, p in model.named_parameters() if not (n.startswith("blocks.") and p.ndim == 2)]
         return [torch.optim.Muon(hidden, lr=cfg.muon_lr, weight_decay=cfg.weight_decay),
                 torch.optim.AdamW(other, lr=cfg.lr, weight_decay=0.0, betas=(0.9, 0.95))]
-    raise ValueError(f"unknown optimizer {cfg.optimizer!r}; choose adamw or muon")
+    raise ValueError(f"unknown optimizer {cfg.optimizer!r}; choose {' or '.join(OPTIMIZERS)}")
 
 
 def step_generator(seed: int, rank: int, step: int) -> torch.Generator:
     return torch.Generator().manual_seed((seed * 1_000_003 + rank * 7_919 + step) % (2**63))
 
 
+class Progress:
+    """A tqdm bar showing the loss and tokens per second (refreshed at most once a second), or nothing."""
+
+    def __init__(self, show: bool, total: int, initial: int, tokens_per_step: int):
+        self.bar = None
+        if show:
+            from tqdm import tqdm
+            self.bar = tqdm(total=total, initial=initial, dynamic_ncols=True, unit="it")
+        self.total, self.tokens_per_step = total, tokens_per_step
+        self.last_t, self.last_step = time.perf_counter(), initial
+
+    def update(self, step: int, loss: torch.Tensor):
+        if self.bar is None:
+            return
+        now = time.perf_counter()
+        if now - self.last_t > 1.0 or step == self.total:
+            tps = (step - self.last_step) * self.tokens_per_step / (now - self.last_t)
+            self.last_t, self.last_step = now, step
+            self.bar.set_postfix(loss=f"{loss.item():.3f}", tok_s=f"{tps:,.0f}")
+        self.bar.update(1)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
 class Trainer:
+    """One training run. Set up in the order that keeps resume exact: the data, the model's shape, its
+    weights (seeded, then --init-from's), the optimisers and the saved state, then the DDP/compile wrappers."""
+
     def __init__(self, cfg: TrainConfig, resume: str | None = None):
         self.cfg = cfg
         self.out = Path(cfg.out)
+        self._setup_processes()
+        self._check_recipe()
+        saved = ckpt.read_config(resume) if resume else None
+        init = ckpt.load_checkpoint(cfg.init_from) if cfg.init_from and not resume else None
+        self._load_data(saved, init)
+        self.model_config = self._model_config(saved, init)
+        self._build_model(init)
+        self._build_optimizers(resume)
+        self._wrap_model()
+        self.val_windows = fixed_windows(self.data.val, cfg.eval_windows, self.model_config.block_size, seed=0)
+
+    # ---- set-up --------------------------------------------------------------------------
+    def _setup_processes(self):
+        """Rank and world size from torchrun's environment (else one process), the device, CPU threads."""
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
-        self.device = pick_device(cfg.device)
+        self.device = pick_device(self.cfg.device)
         if self.world > 1 and not dist.is_initialized():
-            backend = "nccl" if self.device.type == "cuda" else "gloo"
-            dist.init_process_group(backend)
-            if self.device.type == "cuda":
-                self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-                torch.cuda.set_device(self.device)
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
-        self.schedule = get_schedule(cfg.schedule)
-        if cfg.loss not in ("masked_ce", "elbo"):
-            raise ValueError(f"unknown loss {cfg.loss!r}; choose masked_ce or elbo")
+            self._join_process_group()
+        if self.cfg.threads:
+            torch.set_num_threads(self.cfg.threads)
 
-        resume_config = ckpt.read_config(resume) if resume else None
-        init = None
-        if cfg.init_from and not resume:
-            init = ckpt.load_checkpoint(cfg.init_from)
-        vocab = resume_config["vocab"] if resume_config else init.config["vocab"] if init else None
-        self.data = self._load_data(CharTokenizer(vocab) if vocab else None,
-                                    init.model_config.block_size if init else None)
+    def _join_process_group(self):
+        """NCCL with one GPU per local rank on CUDA, else gloo."""
+        dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+        if self.device.type == "cuda":
+            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(self.device)
+
+    def _check_recipe(self):
+        self.schedule = get_schedule(self.cfg.schedule)
+        if self.cfg.loss not in LOSSES:
+            raise ValueError(f"unknown loss {self.cfg.loss!r}; choose {' or '.join(LOSSES)}")
+        lo, hi = self.cfg.mask_range
+        if not 0 <= lo <= hi <= 1:
+            raise ValueError(f"--mask-range must satisfy 0 <= LOW <= HIGH <= 1, got {lo} {hi}")
+
+    def _load_data(self, saved: dict | None, init: ckpt.Checkpoint | None):
+        """The text as ids, in the vocabulary of the run resumed or of --init-from's source (else the text's own)."""
+        vocab = saved["vocab"] if saved else init.config["vocab"] if init else None
+        block = init.model_config.block_size if init else None
+        self.data = self._read_data(CharTokenizer(vocab) if vocab else None, block)
         self.tokenizer = self.data.tokenizer
-        if resume_config:
-            model_config = ModelConfig.from_dict(resume_config["model"])
-        elif init:
-            # The source's shape and vocabulary, this run's attention, timestep embedding and alignment.
-            model_config = init.model_config.replace(causal=cfg.causal, time_embedding=cfg.time_embedding,
-                                                     shift=cfg.shift)
-        else:
-            overrides = {k: getattr(cfg, k) for k in ("n_layer", "n_head", "n_embd", "block_size")
-                         if getattr(cfg, k) is not None}
-            model_config = get_preset(cfg.preset, vocab_size=self.tokenizer.vocab_size,
-                                      time_embedding=cfg.time_embedding, causal=cfg.causal, shift=cfg.shift,
-                                      **overrides)
-        self.model_config = model_config
-        torch.manual_seed(cfg.seed)  # same initial weights on every rank
-        self.model = Transformer(model_config).to(self.device)
-        if init:  # same shapes by construction; the start vector or a timestep embedding may be new
-            own = self.model.state_dict()
-            self.model.load_state_dict({k: v for k, v in init.model.state_dict().items() if k in own}, strict=False)
-        self.optimizers = build_optimizers(self.model, cfg)
-        self.step = 0
-        self.history: list[dict] = []
-        self.elapsed = 0.0  # training seconds before this process (resume)
-        if resume:
-            self._load_state(Path(resume))
-        self.ddp = self.model
-        if self.world > 1:
-            self.ddp = torch.nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-        # Compiled (Inductor fuses the elementwise work between the matmuls) or eager; evaluation stays eager.
-        self.forward = torch.compile(self.ddp) if cfg.compile else self.ddp
-        self.val_windows = fixed_windows(self.data.val, cfg.eval_windows, model_config.block_size, seed=0)
 
-    # ---- data -------------------------------------------------------------------------
-    def _load_data(self, tokenizer, block: int | None = None):
+    def _read_data(self, tokenizer, block: int | None = None):
         cfg = self.cfg
         block = block or cfg.block_size or get_preset(cfg.preset).block_size
         if cfg.dataset:
@@ -179,6 +224,49 @@ class Trainer:
             raise ValueError("no training data: give --data FILE [FILE ...] or --dataset ID")
         val_text = read_text_files([cfg.val_data]) if cfg.val_data else None
         return build_token_data(train_text, val_text, block_size=block, tokenizer=tokenizer)
+
+    def _model_config(self, saved: dict | None, init: ckpt.Checkpoint | None) -> ModelConfig:
+        """The saved run's shape when resuming; --init-from's shape with this run's attention, timestep
+        embedding and alignment; else the preset with this run's overrides."""
+        cfg = self.cfg
+        if saved:
+            return ModelConfig.from_dict(saved["model"])
+        attention = dict(causal=cfg.causal, time_embedding=cfg.time_embedding, shift=cfg.shift,
+                         attn_block=cfg.attn_block)
+        if init:
+            return init.model_config.replace(**attention)
+        overrides = {k: getattr(cfg, k) for k in ("n_layer", "n_head", "n_embd", "block_size")
+                     if getattr(cfg, k) is not None}
+        return get_preset(cfg.preset, vocab_size=self.tokenizer.vocab_size, **attention, **overrides)
+
+    def _build_model(self, init: ckpt.Checkpoint | None):
+        torch.manual_seed(self.cfg.seed)  # same initial weights on every rank
+        self.model = Transformer(self.model_config).to(self.device)
+        if init:
+            self._copy_weights(init)
+
+    def _copy_weights(self, init: ckpt.Checkpoint):
+        """--init-from's weights: the same shapes by construction; a start vector or timestep embedding
+        the source lacks keeps its fresh initialisation."""
+        own = self.model.state_dict()
+        self.model.load_state_dict({k: v for k, v in init.model.state_dict().items() if k in own}, strict=False)
+
+    def _build_optimizers(self, resume: str | None):
+        self.optimizers = build_optimizers(self.model, self.cfg)
+        self.step = 0
+        self.history: list[dict] = []
+        self.elapsed = 0.0  # training seconds before this process (resume)
+        if resume:
+            self._load_state(Path(resume))
+
+    def _wrap_model(self):
+        """DDP across processes; compiled (Inductor fuses the elementwise work between the matmuls) or
+        eager for the training forward. Evaluation and checkpoints use the bare model."""
+        self.ddp = self.model
+        if self.world > 1:
+            self.ddp = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.forward = torch.compile(self.ddp) if self.cfg.compile else self.ddp
 
     # ---- state --------------------------------------------------------------------------
     def _load_state(self, directory: Path):
@@ -232,6 +320,8 @@ class Trainer:
         mask_id = self.tokenizer.mask_id
         if self.model_config.causal:
             return autoregressive_loss(self.forward(x0.to(self.device)), x0.to(self.device), mask_id)
+        if self.model_config.attn_block:
+            return self._block_loss(x0, g)
         T = self.model_config.timesteps
         t = sample_timesteps(len(x0), T, generator=g, stratified=self.cfg.stratified)
         xt, mask = corrupt(x0, t, T, self.schedule, mask_id, generator=g)
@@ -240,6 +330,16 @@ class Trainer:
         return diffusion_loss(self.cfg.loss, logits, x0.to(self.device), mask.to(self.device),
                               t.to(self.device), T, self.schedule, mask_id)
 
+    def _block_loss(self, x0: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        """Every block of x_t against the clean blocks before it, in one paired forward (BD3-LM)."""
+        block, shift = self.model_config.attn_block, self.model_config.shift
+        xt, targets, u = corrupt_blocks(x0, block, self.schedule, self.tokenizer.mask_id, shift=shift,
+                                        u_range=tuple(self.cfg.mask_range), generator=g)
+        x0 = x0.to(self.device)
+        logits = self.forward(xt.to(self.device), clean=x0)
+        return block_diffusion_loss(self.cfg.loss, logits, x0, targets.to(self.device), u, self.schedule,
+                                    self.tokenizer.mask_id, always_predicted(x0.size(1), block, shift))
+
     def evaluate(self) -> dict:
         metrics = evaluate(self.model, self.val_windows, self.schedule, self.tokenizer.mask_id,
                            timesteps_per_window=self.cfg.eval_timesteps)
@@ -247,89 +347,76 @@ class Trainer:
         return metrics
 
     def train(self):
-        cfg, block = self.cfg, self.model_config.block_size
+        cfg = self.cfg
         if self.step >= cfg.max_iters:
             print(f"already at step {self.step} >= max_iters {cfg.max_iters}; nothing to do")
             return
         self._t0 = time.perf_counter()
         self.model.train()
-        bar = None
-        if cfg.progress and self.rank == 0:
-            from tqdm import tqdm
-            bar = tqdm(total=cfg.max_iters, initial=self.step, dynamic_ncols=True, unit="it")
-        tok_per_step = cfg.batch_size * block * self.world
-        last_t, last_step = time.perf_counter(), self.step
-        while self.step < cfg.max_iters:
-            self.set_lr()
-            g = step_generator(cfg.seed, self.rank, self.step)
-            x0 = sample_windows(self.data.train, cfg.batch_size, block, g)
-            loss = self.loss_on(x0, g)
-            if not torch.isfinite(loss):
-                if bar:
-                    bar.close()
-                raise TrainingError(f"loss is {loss.item()} at step {self.step}: training diverged; "
-                                    f"the last good checkpoint in {self.out} is kept (try a lower --lr)")
-            for opt in self.optimizers:
-                opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-            for opt in self.optimizers:
-                opt.step()
-            self.step += 1
-            if bar:
-                now = time.perf_counter()
-                if now - last_t > 1.0 or self.step == cfg.max_iters:
-                    tps = (self.step - last_step) * tok_per_step / (now - last_t)
-                    last_t, last_step = now, self.step
-                    bar.set_postfix(loss=f"{loss.item():.3f}", tok_s=f"{tps:,.0f}")
-                bar.update(1)
-            record = None
-            if self.step % cfg.eval_interval == 0 or self.step == cfg.max_iters:
-                record = {"step": self.step, "tokens": self.tokens_seen(), "seconds": round(self.elapsed_now(), 1),
-                          "train_loss": loss.item(), "val": self.evaluate() if self.rank == 0 else None}
-                if self.rank == 0:
-                    self.history.append(record)
-                    self._log(record)
-            if self.step % cfg.save_interval == 0 or self.step == cfg.max_iters:
-                self.save()
-        if bar:
+        bar = Progress(cfg.progress and self.rank == 0, cfg.max_iters, self.step,
+                       cfg.batch_size * self.model_config.block_size * self.world)
+        try:
+            while self.step < cfg.max_iters:
+                loss = self._step()
+                bar.update(self.step, loss)
+                self._after_step(loss)
+        finally:
             bar.close()
         if self.world > 1:
             dist.barrier()
+
+    def _step(self) -> torch.Tensor:
+        """One optimisation step on step k's batch (drawn from step k's own generator); returns its loss."""
+        cfg = self.cfg
+        self.set_lr()
+        g = step_generator(cfg.seed, self.rank, self.step)
+        x0 = sample_windows(self.data.train, cfg.batch_size, self.model_config.block_size, g)
+        loss = self.loss_on(x0, g)
+        if not torch.isfinite(loss):
+            raise TrainingError(f"loss is {loss.item()} at step {self.step}: training diverged; "
+                                f"the last good checkpoint in {self.out} is kept (try a lower --lr)")
+        for opt in self.optimizers:
+            opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        for opt in self.optimizers:
+            opt.step()
+        self.step += 1
+        return loss
+
+    def _after_step(self, loss: torch.Tensor):
+        """Validate and log, then save, at their intervals and at the last step."""
+        if self._due(self.cfg.eval_interval):
+            record = {"step": self.step, "tokens": self.tokens_seen(), "seconds": round(self.elapsed_now(), 1),
+                      "train_loss": loss.item(), "val": self.evaluate() if self.rank == 0 else None}
+            if self.rank == 0:
+                self.history.append(record)
+                self._log(record)
+        if self._due(self.cfg.save_interval):
+            self.save()
+
+    def _due(self, interval: int) -> bool:
+        return self.step % interval == 0 or self.step == self.cfg.max_iters
 
     def _log(self, record: dict):
         self.out.mkdir(parents=True, exist_ok=True)
         with open(self.out / LOG_NAME, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
         v = record["val"]
-        key = "bpc" if self.model_config.causal else "nelbo_bpc"
-        msg = f"step {record['step']}: train loss {record['train_loss']:.4f}, val {key} {v[key]:.4f}"
+        key, value = headline_metric(v)
+        msg = f"step {record['step']}: train loss {record['train_loss']:.4f}, val {key} {value:.4f}"
         if "masked_loss" in v:
             msg += f", val masked loss {v['masked_loss']:.4f}"
         from tqdm import tqdm
         tqdm.write(msg)
 
     def _plot(self):
+        """loss_curve.png: train loss (in bits) and validation bits/char against the step."""
         if not self.history:
             return
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        key = "bpc" if self.model_config.causal else "nelbo_bpc"
-        steps = [r["step"] for r in self.history]
-        fig, ax = plt.subplots(figsize=(7, 4))
-        ax.plot(steps, [r["train_loss"] / math.log(2) for r in self.history], label="train loss (bits)", alpha=0.6)
-        ax.plot(steps, [r["val"][key] for r in self.history], marker="o",
-                label="val bits/char" + ("" if self.model_config.causal else " (NELBO, upper bound)"))
-        ax.set_xlabel("step")
-        ax.set_ylabel("bits per character")
-        ax.grid(alpha=0.3)
-        ax.legend()
-        fig.tight_layout()
-        ckpt.atomic_save(lambda p: fig.savefig(p, dpi=110, format="png"), self.out / CURVE_NAME)
-        plt.close(fig)
+        label = "val bits/char" + ("" if self.model_config.causal else " (NELBO, upper bound)")
+        plot_curves([Curve(label, self.history)], self.out / CURVE_NAME, train_loss=True)
 
 
 def train(cfg: TrainConfig, resume: str | None = None) -> Trainer:

@@ -1,8 +1,9 @@
 """Pictures of a denoising trace: one frame per `DenoiseState`, an animated GIF, an MP4.
 
 A frame shows the header (title, step k / N, masks left, model evaluations), a progress bar,
-the sequence as a monospace character grid and a small "masks remaining" timeline. Colours are
-from the Okabe-Ito palette, which stays distinguishable with colour-blind vision:
+the sequence as a monospace character grid and a small "masks remaining" timeline. Each
+character is drawn by its role in the state (`DenoiseState.role`), in colours from the
+Okabe-Ito palette, which stays distinguishable with colour-blind vision:
 
   prompt text          blue
   still masked         `_` in a light grey box
@@ -11,6 +12,7 @@ from the Okabe-Ito palette, which stays distinguishable with colour-blind vision
   other generated text near-black, lighter where the model was less confident
 
 GIFs are written with Pillow, MP4s (H.264, yuv420p) with the ffmpeg binary of `imageio-ffmpeg`.
+It knows nothing of models or of the app: it draws whatever states it is handed.
 """
 from __future__ import annotations
 
@@ -21,6 +23,8 @@ from functools import lru_cache
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
+
+from .atomic import atomic_write
 
 BG, INK, MUTED, TRACK = "#FFFFFF", "#1A1A1A", "#5A5A5A", "#E3E3E3"
 PROMPT, REVEALED, REMASKED, ACCENT = "#0072B2", "#E69F00", "#D55E00", "#56B4E9"
@@ -56,7 +60,7 @@ def _shade(confidence: float) -> tuple[int, int, int]:
 
 def _cell(draw: ImageDraw.ImageDraw, x: float, y: float, w: float, h: float, ch: str, kind: str,
           fnt, bold, ink=INK) -> None:
-    """Draw one character cell; kind is prompt | masked | revealed | remasked | text."""
+    """Draw one character cell; kind is one of sampling.ROLES (prompt | masked | remasked | revealed | text)."""
     box, pad = (x + 1, y + 1, x + w - 1, y + h - 1), max(1, round(h / 12))
     if kind in ("masked", "remasked"):
         outline = REMASKED if kind == "remasked" else None
@@ -69,16 +73,6 @@ def _cell(draw: ImageDraw.ImageDraw, x: float, y: float, w: float, h: float, ch:
         ink = PROMPT
     draw.text((x + w / 2, y + h / 2), NEWLINE if ch == "\n" else ch if ch.isprintable() else "\u00b7",
               fill=ink, font=fnt, anchor="mm")
-
-
-def _kind(state, i: int) -> str:
-    if state.fixed[i]:
-        return "prompt"
-    if state.remasked[i]:
-        return "remasked"
-    if state.masked[i]:
-        return "masked"
-    return "revealed" if state.revealed[i] else "text"
 
 
 def _layout(text: str, cols: int, rows: int) -> tuple[list[tuple[int, int, int]], tuple[int, int] | None]:
@@ -105,7 +99,7 @@ def _text_panel(draw, state, box, s: float) -> None:
     cols, rows = max(4, int((x1 - x0) // w)), max(1, int((y1 - y0) // h))
     cells, ellipsis = _layout(state.text, cols, rows)
     for i, r, c in cells:
-        _cell(draw, x0 + c * w, y0 + r * h, w, h, state.text[i], _kind(state, i), fnt, bold,
+        _cell(draw, x0 + c * w, y0 + r * h, w, h, state.text[i], state.role(i), fnt, bold,
               ink=_shade(state.confidence[i]))
     if ellipsis:
         draw.text((x0 + ellipsis[1] * w, y0 + ellipsis[0] * h + h / 2), "...", fill=MUTED, font=fnt, anchor="lm")
@@ -178,25 +172,12 @@ def trace_frames(states, every: int = 1, **kw) -> list[Image.Image]:
     return [render_frame(states[i], history[: i + 1], **kw) for i in picks]
 
 
-def _atomic(path, save) -> Path:
-    """Call save(tmp) on a temporary file next to `path` (same suffix), then move it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
-    try:
-        save(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
 def write_gif(states, path, frame_ms: int = 180, every: int = 1, hold_last_ms: int = 1500) -> Path:
     """Animated GIF (looping), the last frame held for hold_last_ms."""
     frames = trace_frames(states, every, size=GIF_SIZE)
     durations = [frame_ms] * (len(frames) - 1) + [max(frame_ms, hold_last_ms)]
-    return _atomic(path, lambda tmp: frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:],
-                                                     duration=durations, loop=0))
+    return atomic_write(path, lambda tmp: frames[0].save(tmp, format="GIF", save_all=True, loop=0,
+                                                         append_images=frames[1:], duration=durations))
 
 
 def write_mp4(states, path, frame_ms: int = 180, every: int = 1) -> Path:
@@ -215,7 +196,7 @@ def write_mp4(states, path, frame_ms: int = 180, every: int = 1) -> Path:
         finally:
             writer.close()
 
-    return _atomic(path, save)
+    return atomic_write(path, save)
 
 
 def count_frames(path) -> int:

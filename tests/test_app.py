@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 import sys
 import time
@@ -12,8 +13,10 @@ import pytest
 import torch
 
 import app
-from microdllm import app_logic as ui
+from microdllm import render, serving
+from microdllm.card import model_summary
 from microdllm.diffusion import SCHEDULES
+from microdllm.inputs import sampler_config
 from microdllm.sampling import DEFAULT, DenoiseState
 
 PROMPT = "Once upon a time"
@@ -102,12 +105,12 @@ def test_bad_input_warns_instead_of_raising(notes, prompt, kw, expected):
 
 
 def test_ui_values_map_to_sampler_settings():
-    d = ui.sampler_config()
+    d = sampler_config()
     assert d == DEFAULT                                                                # the defaults
-    off = ui.sampler_config(threshold=1, reveal_schedule="model")
+    off = sampler_config(threshold=1, reveal_schedule="model")
     assert off.threshold is None and off.reveal_schedule is None                       # 1 = off; the training schedule
-    assert ui.sampler_config(threshold="0.5", reveal_schedule="cosine").threshold == 0.5
-    assert ui.sampler_config(polish=3.0).polish == 3 and ui.sampler_config(polish=None).polish == DEFAULT.polish
+    assert sampler_config(threshold="0.5", reveal_schedule="cosine").threshold == 0.5
+    assert sampler_config(polish=3.0).polish == 3 and sampler_config(polish=None).polish == DEFAULT.polish
 
 
 def test_too_long_generation_is_clamped_to_the_context(notes):
@@ -138,7 +141,7 @@ def state(text, fixed=(), masked=(), revealed=(), remasked=(), conf=0.5, done=Fa
 
 
 def test_render_escapes_and_marks_every_character():
-    html = ui.render_state(state('<b>&"\nx__', fixed={0, 1, 2}, revealed={3}, masked={7}, remasked={6}))
+    html = render.render_state(state('<b>&"\nx__', fixed={0, 1, 2}, revealed={3}, masked={7}, remasked={6}))
     body = canvas_body(html)
     assert "<b>" not in body and "&lt;" in body and "&gt;" in body and "&amp;" in body and "&quot;" in body
     assert body.count("mdl-prompt") == 3 and body.count("mdl-new") == 1
@@ -150,20 +153,20 @@ def test_render_escapes_and_marks_every_character():
 
 def test_status_and_chart():
     s = dataclasses.replace(state("ab__", fixed={0}, masked={2, 3}), elapsed=0.5)
-    assert ui.status_line(s) == "Step 1 of 2 · 2 masks left · 1 model evaluation · 2 characters/s"
+    assert render.status_line(s) == "Step 1 of 2 · 2 masks left · 1 model evaluation · 2 characters/s"
     polishing = dataclasses.replace(state("abcd", fixed={0}), elapsed=0.5)
-    assert ui.status_line(polishing).startswith("Step 1 of 2 · polishing the draft · 1 model evaluation")
-    svg = ui.mask_chart_svg([3, 2, 0], total_steps=2)
+    assert render.status_line(polishing).startswith("Step 1 of 2 · polishing the draft · 1 model evaluation")
+    svg = render.mask_chart_svg([3, 2, 0], total_steps=2)
     assert svg.count("<polyline") == 1 and "<circle" in svg
 
 
 def test_a_run_that_ends_mid_way_says_it_was_stopped():
-    running = ui.status_line(dataclasses.replace(state("ab__", fixed={0}, masked={2, 3}), elapsed=0.5))
-    assert ui.stopped_line(running) == "**Stopped** at step 1 of 2 · 2 masks left · 1 model evaluation · 2 characters/s"
-    done = ui.status_line(dataclasses.replace(state("abcd", fixed={0}), elapsed=0.5, done=True))
+    running = render.status_line(dataclasses.replace(state("ab__", fixed={0}, masked={2, 3}), elapsed=0.5))
+    assert render.stopped_line(running) == "**Stopped** at step 1 of 2 · 2 masks left · 1 model evaluation · 2 characters/s"
+    done = render.status_line(dataclasses.replace(state("abcd", fixed={0}), elapsed=0.5, done=True))
     assert done.startswith("**Done.**")
     for ended in (done, "⚠️ The prompt is empty.", "Stopped.", ""):
-        assert ui.stopped_line(ended) is None   # finished, failed or already stopped: the line stays
+        assert render.stopped_line(ended) is None   # finished, failed or already stopped: the line stays
 
 
 def test_forward_process_masks_more_as_t_grows(notes):
@@ -181,7 +184,7 @@ def test_forward_process_masks_more_as_t_grows(notes):
 
 def test_model_card_describes_the_bundled_checkpoint():
     _, ck, notice = app.STORE.load("")
-    card = ui.model_card(ck)
+    card = model_summary(ck)
     assert notice is None
     assert "`bundled`" in card and f"{ck.model.num_params():,}" in card and "256 characters" in card
     if "nelbo_bpc" in ck.metadata.get("val", {}):
@@ -192,26 +195,36 @@ def test_store_falls_back_to_the_bundled_model(monkeypatch):
     import huggingface_hub.constants
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    key, ck, notice = app.ModelStore(timeout=5).load("nobody/not-in-cache")
+    key, ck, notice = serving.ModelStore(timeout=5).load("nobody/not-in-cache")
     assert key == "" and ck.source == "bundled"
     assert "nobody/not-in-cache" in notice and "bundled model instead" in notice
 
-    real_load = app.load_checkpoint
+    real_load = serving.load_checkpoint
 
     def silent_hub(source=None, **kw):
         if source:
             time.sleep(3)  # a Hub that never answers in time
         return real_load(source, **kw)
 
-    monkeypatch.setattr(app, "load_checkpoint", silent_hub)
+    monkeypatch.setattr(serving, "load_checkpoint", silent_hub)
     started = time.monotonic()
-    key, ck, notice = app.ModelStore(timeout=0.3).load("slow/hub")
+    key, ck, notice = serving.ModelStore(timeout=0.3).load("slow/hub")
     assert key == "" and "no answer within 0.3 s" in notice and time.monotonic() - started < 2
 
 
 def test_store_loads_a_local_directory():
-    key, ck, notice = app.ModelStore().load(str(Path(app.__file__).parent / "checkpoints" / "tinystories-tiny"))
+    key, ck, notice = serving.ModelStore().load(str(Path(app.__file__).parent / "checkpoints" / "tinystories-tiny"))
     assert notice is None and key.endswith("tinystories-tiny") and ck.path.name == "tinystories-tiny"
+
+
+def test_controls_are_wired_by_parameter_name():
+    params = list(inspect.signature(app.generate).parameters)
+    controls = {name: object() for name in reversed(params)}
+    assert app.inputs_for(app.generate, controls) == [controls[name] for name in params]
+    with pytest.raises(TypeError, match="polish"):      # a control left out
+        app.inputs_for(app.generate, {k: v for k, v in controls.items() if k != "polish"})
+    with pytest.raises(TypeError, match="strategy"):    # a control with no parameter
+        app.inputs_for(app.generate, {**controls, "strategy": object()})
 
 
 def test_build_demo_wires_the_api():
@@ -288,7 +301,7 @@ def test_race_advances_the_stream_that_used_less_time():
         for k, t in enumerate(times):
             yield types.SimpleNamespace(name=name, step=k, elapsed=t, done=k == len(times) - 1)
 
-    rounds = list(ui.race(stream("fast", [0, 1, 2]), stream("slow", [0, 5, 6, 7])))
+    rounds = list(serving.race(stream("fast", [0, 1, 2]), stream("slow", [0, 5, 6, 7])))
     assert [(a.step, b.step) for a, b in rounds] == [(0, 0), (1, 0), (1, 1), (2, 1), (2, 2), (2, 3)]
     assert rounds[-1][0].done and rounds[-1][1].done
 

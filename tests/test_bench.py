@@ -1,9 +1,9 @@
-"""The benchmark's arithmetic and plumbing (its numbers are measured by `python -m microdllm bench`, not here)."""
+"""The speed benchmark (microdllm/speed.py): its arithmetic and plumbing; `python -m microdllm bench` measures."""
 import time
 
 from helpers import tiny_model
 
-from microdllm import bench
+from microdllm import speed
 from microdllm.config import get_preset
 from microdllm.diffusion import get_schedule
 from microdllm.model import Transformer
@@ -11,16 +11,16 @@ from microdllm.model import Transformer
 
 def test_flop_count_of_the_original_network():
     micro = Transformer(get_preset("micro", vocab_size=66))
-    assert bench.matmul_params(micro) == 10_706_304 - 66 * 384 - 101 * 384  # all but the embeddings
-    assert bench.forward_flops(micro, 256) == 2 * bench.matmul_params(micro) * 256 + 4 * 6 * 384 * 256 * 256
+    assert speed.matmul_params(micro) == 10_706_304 - 66 * 384 - 101 * 384  # all but the embeddings
+    assert speed.forward_flops(micro, 256) == 2 * speed.matmul_params(micro) * 256 + 4 * 6 * 384 * 256 * 256
 
 
 def test_sampling_rows_and_markdown(monkeypatch):
     model, tok = tiny_model()
-    monkeypatch.setattr(bench, "STRATEGY_RUNS", {k: v.replace(steps=4) for k, v in list(bench.STRATEGY_RUNS.items())[:2]})
-    rows = bench.bench_sampling(model, tok, get_schedule("cosine"), repeats=1)
-    assert [r["sampler"] for r in rows] == list(bench.STRATEGY_RUNS)
-    assert all(1 <= r["nfe"] <= 4 + bench.STRATEGY_RUNS[r["sampler"]].polish   # 4 steps, then any polish passes
+    monkeypatch.setattr(speed, "SAMPLER_RUNS", {k: v.replace(steps=4) for k, v in list(speed.SAMPLER_RUNS.items())[:2]})
+    rows = speed.bench_sampling(model, tok, get_schedule("cosine"), repeats=1)
+    assert [r["sampler"] for r in rows] == list(speed.SAMPLER_RUNS)
+    assert all(1 <= r["nfe"] <= 4 + speed.SAMPLER_RUNS[r["sampler"]].polish   # 4 steps, then any polish passes
                and r["seconds"] > 0 and r["first_state_ms"] >= 0 for r in rows)
     for r in rows:
         r["vs_classic"] = 1.0
@@ -28,21 +28,21 @@ def test_sampling_rows_and_markdown(monkeypatch):
               "models": {"test": {"parameters": 1, "forward_ms": 1.0, "forward_mfu": 0.5, "int8_forward_ms": 0.5,
                                   "int8_speedup": 2.0, "train_tokens_per_s": 10.0, "train_mfu": 0.4,
                                   "sampling": rows}}}
-    md = bench.markdown(result)
+    md = speed.markdown(result)
     assert "| test | 1 | 1.0 ms | 0.50 | 0.5 ms (2.00x) |" in md and md.count("\n| ") >= 4
     assert "torch.compile" not in md
     result["models"]["test"].update(compiled_forward_ms=0.8, compiled_forward_mfu=0.6,
                                     compiled_train_tokens_per_s=12.0, compiled_train_mfu=0.45)
-    assert "| test | 0.8 ms | 0.60 | 12 | 0.45 |" in bench.markdown(result)
-    seconds, gemm = bench.bench_training(model, batch=2, repeats=1)
+    assert "| test | 0.8 ms | 0.60 | 12 | 0.45 |" in speed.markdown(result)
+    seconds, gemm = speed.bench_training(model, batch=2, repeats=1)
     assert seconds > 0 and gemm > 0
 
 
 def test_paired_time_times_the_function_and_the_gemm_alternately():
     calls = []
-    seconds, gemm = bench.paired_time(lambda: calls.append(1), repeats=3, warmup=1, n=64, warmup_s=0)
+    seconds, gemm = speed.paired_time(lambda: calls.append(1), repeats=3, warmup=1, n=64, warmup_s=0)
     assert len(calls) == 4 and seconds >= 0 and gemm > 0
     stamps = []
-    bench.paired_time(lambda: stamps.append(time.perf_counter()), repeats=3, warmup=1, n=64, warmup_s=0.05)
+    speed.paired_time(lambda: stamps.append(time.perf_counter()), repeats=3, warmup=1, n=64, warmup_s=0.05)
     # the warm-up ran for its 0.05 s (several calls), and only then the 3 timed runs began
     assert len(stamps) > 4 and stamps[-3] - stamps[0] >= 0.045

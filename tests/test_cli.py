@@ -1,4 +1,6 @@
 """`python -m microdllm ...` end to end, as a user runs it."""
+import argparse
+import dataclasses
 import json
 import subprocess
 import sys
@@ -6,7 +8,10 @@ import sys
 import pytest
 from helpers import ROOT, story_text
 
+from microdllm.cli import build_parser
+from microdllm.diffusion import SCHEDULES
 from microdllm.sampling import DEFAULT
+from microdllm.train import LOSSES, OPTIMIZERS, RESUMABLE, TrainConfig
 from microdllm.viz import count_frames
 
 
@@ -76,3 +81,37 @@ def test_resume_refuses_a_changed_recipe(tmp_path):
                "--eval-windows", "2", "--eval-timesteps", "1", "--out", out, "--no-progress").returncode == 0
     res = run("train", "--resume", out, "--lr", "0.1", "--max-iters", "4")
     assert res.returncode == 2 and "cannot change: --lr" in res.stderr
+
+
+def train_options() -> dict[str, argparse.Action]:
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return {a.dest: a for a in sub.choices["train"]._actions if a.option_strings and a.dest != "help"}
+
+
+def test_every_train_config_field_has_a_flag_and_every_flag_a_field():
+    options = train_options()
+    assert set(options) - {"resume"} == {f.name for f in dataclasses.fields(TrainConfig)}
+    assert set(options["schedule"].choices) == set(SCHEDULES)
+    assert tuple(options["loss"].choices) == LOSSES and tuple(options["optimizer"].choices) == OPTIMIZERS
+    assert RESUMABLE == {"out", "max_iters", "eval_interval", "save_interval", "progress", "device", "threads", "compile"}
+
+
+def test_every_train_flag_spelling_reaches_the_config():
+    argv = ["train", "--data", "a.txt", "b.txt", "--val-data", "v.txt", "--dataset", "d", "--dataset-stories", "5",
+            "--out", "o", "--preset", "test", "--n-layer", "1", "--n-head", "2", "--n-embd", "32", "--block-size", "16",
+            "--no-time-embedding", "--causal", "--shift", "--init-from", "ck", "--schedule", "linear", "--loss", "elbo",
+            "--stratified", "--optimizer", "muon", "--lr", "0.1", "--muon-lr", "0.2", "--weight-decay", "0.01",
+            "--min-lr-ratio", "0.5", "--grad-clip", "2", "--batch-size", "3", "--max-iters", "7", "--warmup-iters", "2",
+            "--eval-interval", "4", "--eval-windows", "5", "--eval-timesteps", "6", "--save-interval", "8",
+            "--seed", "9", "--device", "cpu", "--threads", "2", "--compile", "--no-progress", "--resume", "r"]
+    given = {k: v for k, v in vars(build_parser().parse_args(argv)).items() if k not in ("func", "command")}
+    assert given.pop("resume") == "r"
+    assert TrainConfig(**given) == TrainConfig(
+        data=["a.txt", "b.txt"], val_data="v.txt", dataset="d", dataset_stories=5, out="o", preset="test", n_layer=1,
+        n_head=2, n_embd=32, block_size=16, time_embedding=False, causal=True, shift=True, init_from="ck",
+        schedule="linear", loss="elbo", stratified=True, optimizer="muon", lr=0.1, muon_lr=0.2, weight_decay=0.01,
+        min_lr_ratio=0.5, grad_clip=2.0, batch_size=3, max_iters=7, warmup_iters=2, eval_interval=4, eval_windows=5,
+        eval_timesteps=6, save_interval=8, seed=9, device="cpu", threads=2, compile=True, progress=False)
+    # only what was typed reaches cmd_train (a resumed run keeps its saved recipe)
+    assert set(vars(build_parser().parse_args(["train", "--progress"]))) == {"func", "command", "progress"}

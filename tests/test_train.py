@@ -138,3 +138,13 @@ def test_resume_refuses_mismatched_or_damaged_state(corpus, tmp_path):
     (out / "training_state.safetensors").write_bytes(b"\x00" * 10)
     with pytest.raises(Exception, match="training_state.safetensors.*truncated or corrupt"):
         train(config(corpus, out), resume=str(out))
+
+
+def test_one_plotter_draws_several_runs_against_characters(tmp_path):
+    from microdllm.plots import Curve, plot_curves
+
+    diffusion = [{"step": s, "tokens": 1000 * s, "train_loss": 1.5, "val": {"nelbo_bpc": 3 - s / 10}} for s in (1, 2, 3)]
+    ar = [{"step": s, "tokens": 1000 * s, "train_loss": 1.2, "val": {"bpc": 2.5 - s / 10}} for s in (1, 2)]
+    out = plot_curves([Curve("diffusion", diffusion), Curve("ar", ar, start=0.002, dashed=True)],
+                      tmp_path / "curves.png", per="characters", title="t")
+    assert out.read_bytes().startswith(b"\x89PNG") and [p.name for p in tmp_path.iterdir()] == ["curves.png"]

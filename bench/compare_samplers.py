@@ -15,11 +15,11 @@ from pathlib import Path
 from microdllm.checkpoint import load_checkpoint
 from microdllm.data import CORPUS_TRAIN, read_text_files
 from microdllm.quality import sample_eval, vocabulary
-from microdllm.sampling import DEFAULT, PRESETS
+from microdllm.sampling import DEFAULT, SAMPLER_PRESETS
 from microdllm.speed import PLAIN  # 64 steps, training schedule, no early reveals
 
 CANDIDATES = {
-    "classic (original: low_confidence, r=1, 100 steps, t=0 pass)": PRESETS["classic"].replace(gen_len=DEFAULT.gen_len),
+    "classic (original: low_confidence, r=1, 100 steps, t=0 pass)": SAMPLER_PRESETS["classic"].replace(gen_len=DEFAULT.gen_len),
     "low_confidence r=1, 64 steps": PLAIN.replace(remasking="low_confidence", remask_ratio=1.0, steps=64),
     "low_confidence r=0.1, 64 steps": PLAIN.replace(remasking="low_confidence", remask_ratio=0.1, steps=64),
     "low_confidence r=0, 64 steps": PLAIN.replace(remasking="low_confidence", remask_ratio=0.0, steps=64),

@@ -172,9 +172,9 @@ def _add_generate(sub):
 
 
 def sampler_config(args):
-    from .sampling import PRESETS, switches
+    from .sampling import SAMPLER_PRESETS, switches
 
-    cfg = PRESETS[args.preset]
+    cfg = SAMPLER_PRESETS[args.preset]
     names = {"steps": "steps", "temperature": "temperature", "remasking": "remasking", "remask_ratio": "remask_ratio",
              "gen_len": "gen_len", "seed": "seed", "top_k": "top_k", "top_p": "top_p", "block_len": "block_len",
              "threshold": "threshold", "reveal_schedule": "reveal_schedule", "polish": "polish"}

@@ -66,7 +66,7 @@ class ModelConfig:
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
-PRESETS: dict[str, ModelConfig] = {
+MODEL_PRESETS: dict[str, ModelConfig] = {
     # The original micro-dllm: 6 layers, 6 heads, 384 dims, head_dim 64, block 256, T = 100.
     "micro": ModelConfig(n_layer=6, n_head=6, n_embd=384),
     # Small enough to train to readable TinyStories on two CPU cores.
@@ -77,6 +77,6 @@ PRESETS: dict[str, ModelConfig] = {
 
 
 def get_preset(name: str, **overrides) -> ModelConfig:
-    if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
-    return PRESETS[name].replace(**overrides)
+    if name not in MODEL_PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of: {', '.join(MODEL_PRESETS)}")
+    return MODEL_PRESETS[name].replace(**overrides)

@@ -33,7 +33,7 @@ Knobs (SamplerConfig):
   remask_ratio    r > 0 runs the original's refinement instead (`_refine`): every step re-predicts
                   the whole block and may re-open up to floor(r * revealed) of the least confident
                   written characters; r = 1 followed by `final_pass` (a greedy pass at t = 0) is
-                  the original sampler, PRESETS["classic"].
+                  the original sampler, SAMPLER_PRESETS["classic"].
 
 Time is u in [0, 1] here and in every state; the model is given the integer step t = round(u T).
 Measured defaults and their numbers: docs/experiments.md.
@@ -113,7 +113,7 @@ def _problems(cfg: SamplerConfig) -> Iterator[str]:
 
 
 DEFAULT = SamplerConfig()   # the app's and the CLI's defaults, chosen by measurement (docs/experiments.md)
-PRESETS = {
+SAMPLER_PRESETS = {
     "default": DEFAULT,
     "classic": SamplerConfig(steps=100, temperature=0.0, remasking="low_confidence", remask_ratio=1.0,
                              gen_len=None, threshold=None, reveal_schedule=None, final_pass=True, polish=0),

@@ -55,13 +55,12 @@ def quantize_int8(model: nn.Module) -> nn.Module:
 
 def compile_model(model: nn.Module, warmup_len: int | None = None) -> nn.Module:
     """`model` under torch.compile (Inductor): the same matmuls, with the norms, RoPE and activations
-    around them fused into a few kernels. In eager mode those small element-wise ops cost about a
-    tenth of a `micro` evaluation on two cores; compiled, an evaluation runs at about 0.87 of the
-    machine's GEMM rate instead of 0.79 (docs/performance.md).
+    around them fused into a few kernels, which in eager mode cost a noticeable share of an
+    evaluation on a small CPU (measured in docs/performance.md).
 
-    Compiled with dynamic shapes, so one graph serves every prompt length. Compiling takes seconds
-    (about 15 s for `micro` on two cores); `warmup_len` pays for it now with one evaluation of that
-    many tokens, instead of in the first request. Needs a C++ compiler on the CPU.
+    Compiled with dynamic shapes, so one graph serves every prompt length. Compiling takes seconds;
+    `warmup_len` pays for it now with one evaluation of that many tokens, instead of in the first
+    request. Needs a C++ compiler on the CPU.
     """
     compiled = torch.compile(model, dynamic=True)
     if warmup_len:

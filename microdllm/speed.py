@@ -22,7 +22,7 @@ from .checkpoint import load_checkpoint
 from .config import get_preset
 from .diffusion import corrupt, get_schedule, masked_ce_loss, sample_timesteps
 from .model import Transformer
-from .sampling import DEFAULT, PRESETS, denoise
+from .sampling import DEFAULT, SAMPLER_PRESETS, denoise
 from .serving import compile_model, quantize_int8
 
 # Each remasking strategy at 64 steps on the training schedule without early reveals; PLAIN (random order)
@@ -38,7 +38,7 @@ SAMPLER_RUNS = {
     "entropy r=0, 64 steps": PLAIN.replace(remasking="entropy"),
     "none (ancestral), T=1, 64 steps": PLAIN.replace(remasking="none", temperature=1.0),
     "threshold 0.9 (low_confidence order), 64 steps": PLAIN.replace(remasking="low_confidence", threshold=0.9),
-    "classic (original, 100 steps + t=0)": PRESETS["classic"],
+    "classic (original, 100 steps + t=0)": SAMPLER_PRESETS["classic"],
 }
 
 

@@ -17,7 +17,7 @@ import torch
 import torch.distributed as dist
 
 from . import checkpoint as ckpt
-from .config import PRESETS, ModelConfig, get_preset
+from .config import MODEL_PRESETS, ModelConfig, get_preset
 from .data import build_token_data, fixed_windows, read_text_files, sample_windows, stream_stories
 from .diffusion import (SCHEDULES, always_predicted, autoregressive_loss, block_diffusion_loss, corrupt, corrupt_blocks,
                         diffusion_loss, get_schedule, sample_timesteps)
@@ -54,7 +54,7 @@ class TrainConfig:
     val_data: str | None = option(None, "validation text file (default: the last 10% of --data)")
     dataset: str | None = option(None, "Hugging Face dataset id or local json/parquet file, instead of --data")
     dataset_stories: int = option(2000, "stories to stream from --dataset")
-    preset: str = option("tiny", f"one of: {', '.join(PRESETS)}")
+    preset: str = option("tiny", f"one of: {', '.join(MODEL_PRESETS)}")
     n_layer: int | None = option(None, "override the preset")
     n_head: int | None = option(None, "override the preset")
     n_embd: int | None = option(None, "override the preset")

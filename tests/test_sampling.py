@@ -10,7 +10,7 @@ from microdllm.checkpoint import load_checkpoint
 from microdllm.config import get_preset
 from microdllm.model import Transformer
 from microdllm.original import import_original
-from microdllm.sampling import POLISH_CONFIDENCE, PRESETS, REMASKING_CHOICES, denoise, generate, spread_out
+from microdllm.sampling import POLISH_CONFIDENCE, SAMPLER_PRESETS, REMASKING_CHOICES, denoise, generate, spread_out
 
 FIXTURE = ROOT / "tests" / "fixtures" / "original-imported"
 ORIGINAL = SHARED / "fixtures" / "original-checkpoint"
@@ -180,7 +180,7 @@ def test_polish_rereads_the_draft_and_rewrites_only_what_the_model_is_sure_of(lm
 
 def test_polish_is_off_for_classic_and_checked(lm):
     model, tok = lm
-    assert PRESETS["classic"].polish == 0
+    assert SAMPLER_PRESETS["classic"].polish == 0
     with pytest.raises(ValueError, match="polish passes must be between 0 and"):
         next(denoise(model, tok, "Hi", polish=-1))
 
@@ -233,7 +233,7 @@ def test_bad_input_gives_one_clear_error(lm, kwargs, message):
 def check_classic(ck):
     refs = json.loads((FIXTURE / "reference_outputs.json").read_text())
     for ref in refs:
-        states = list(denoise(ck.model, ck.tokenizer, ref["prompt"], PRESETS["classic"]))
+        states = list(denoise(ck.model, ck.tokenizer, ref["prompt"], SAMPLER_PRESETS["classic"]))
         assert states[-1].text == ref["text"]
         assert states[-1].nfe == 101 and len(ref["text"]) == 256
         by_t = {f"t={100 - s.step + 1}": s.num_masked for s in states[1:101]}

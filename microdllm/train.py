@@ -19,8 +19,17 @@ import torch.distributed as dist
 from . import checkpoint as ckpt
 from .config import MODEL_PRESETS, ModelConfig, get_preset
 from .data import build_token_data, fixed_windows, read_text_files, sample_windows, stream_stories
-from .diffusion import (SCHEDULES, always_predicted, autoregressive_loss, block_diffusion_loss, corrupt, corrupt_blocks,
-                        diffusion_loss, get_schedule, sample_timesteps)
+from .diffusion import (
+    SCHEDULES,
+    always_predicted,
+    autoregressive_loss,
+    block_diffusion_loss,
+    corrupt,
+    corrupt_blocks,
+    diffusion_loss,
+    get_schedule,
+    sample_timesteps,
+)
 from .evaluate import evaluate, headline_metric
 from .model import Transformer
 from .plots import Curve, plot_curves

@@ -10,7 +10,7 @@ from microdllm.checkpoint import load_checkpoint
 from microdllm.config import get_preset
 from microdllm.model import Transformer
 from microdllm.original import import_original
-from microdllm.sampling import POLISH_CONFIDENCE, SAMPLER_PRESETS, REMASKING_CHOICES, denoise, generate, spread_out
+from microdllm.sampling import POLISH_CONFIDENCE, REMASKING_CHOICES, SAMPLER_PRESETS, denoise, generate, spread_out
 
 FIXTURE = ROOT / "tests" / "fixtures" / "original-imported"
 ORIGINAL = SHARED / "fixtures" / "original-checkpoint"

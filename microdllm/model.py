@@ -151,31 +151,34 @@ class Transformer(nn.Module):
             x = block(x, cos, sin, mask, cache, keep)
         return self.lm_head(norm(x))
 
-    def _mask(self, n_q: int, n_k: int, q_start: int = 0) -> torch.Tensor | None:
-        block = self.config.attn_block or (1 if self.config.causal else None)
+    def _mask(self, n_q: int, n_k: int, q_start: int = 0, block: int | None = None) -> torch.Tensor | None:
+        block = block or self.config.attn_block or (1 if self.config.causal else None)
         if block is None:
             return None
         return block_causal_mask(n_q, n_k, block, q_start).to(self.cos.device)
 
-    def forward(self, idx: torch.Tensor, t: torch.Tensor | None = None, clean: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, idx: torch.Tensor, t: torch.Tensor | None = None, clean: torch.Tensor | None = None,
+                block: int | None = None) -> torch.Tensor:
         """idx: (B, L) token ids; t: (B,) integer timesteps in [0, T] or None. Returns (B, L, V) logits.
 
         clean (block-causal models): a second (B, L) sequence that every block of `idx` sees in place
         of the blocks before it, while seeing only itself of `idx`: the vectorised block-diffusion pass
-        of BD3-LM (x_t and x_0 side by side in one forward; `forward_pair`)."""
+        of BD3-LM (x_t and x_0 side by side in one forward; `forward_pair`). block: the attention
+        block of a block-causal model, if not the one it was built with (a model trained over
+        several block sizes serves each of them)."""
         if clean is not None:
-            return self.forward_pair(idx, clean)
+            return self.forward_pair(idx, clean, block)
         L = idx.size(1)
         x = self.inputs(idx, t)
-        mask = self._mask(x.size(1), x.size(1)) if self.config.attn_block else None
+        mask = self._mask(x.size(1), x.size(1), block=block) if self.config.attn_block else None
         return self._run(x, mask=mask)[:, :L]  # with `shift`: the output at i - 1 is about character i
 
-    def forward_pair(self, noisy: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
+    def forward_pair(self, noisy: torch.Tensor, clean: torch.Tensor, block: int | None = None) -> torch.Tensor:
         """Logits for every block of `noisy`, each seeing itself and the blocks of `clean` before it."""
         L = noisy.size(1)
         xt, x0 = self.inputs(noisy), self.inputs(clean)
         n = xt.size(1)
-        block = self.config.attn_block or n
+        block = block or self.config.attn_block or n
         seen = block_causal_mask(n, n, block)                       # own block and those before it
         before = block_causal_mask(n, n, block, q_start=-block)     # blocks strictly before
         mask = torch.cat([torch.cat([seen & ~before, before], 1),   # noisy: itself, then clean context
@@ -184,13 +187,13 @@ class Transformer(nn.Module):
         return self._run(torch.cat([xt, x0], 1), mask=mask, positions=pos)[:, :L]
 
     @torch.inference_mode()
-    def extend(self, idx: torch.Tensor, end: int, cache: KVCache, keep: int = 0) -> torch.Tensor:
+    def extend(self, idx: torch.Tensor, end: int, cache: KVCache, keep: int = 0, block: int | None = None) -> torch.Tensor:
         """Logits for characters [cache.length, end) of `idx` (1, >= end), computed from the inputs
         [cache.length, end) against the cached ones; the first `keep` of those inputs join the cache.
         For block-causal (and causal) models: keep the cache at the end of a block that is final."""
         start = cache.length
         x = self.inputs(idx[:, :end])[:, start:end]
-        logits = self._run(x, start, self._mask(end - start, end, q_start=start), cache, keep)
+        logits = self._run(x, start, self._mask(end - start, end, q_start=start, block=block), cache, keep)
         cache.length += keep
         return logits
 

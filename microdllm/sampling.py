@@ -75,7 +75,8 @@ class SamplerConfig:
     top_k: int = 0                  # 0 = off
     top_p: float = 1.0              # 1 = off
     seed: int = 0
-    block_len: int | None = None    # semi-autoregressive blocks of this many generated positions
+    block_len: int | None = None    # semi-autoregressive blocks of this many generated positions (a block-
+                                    # diffusion model: its attention block; default the one it was trained with)
     threshold: float | None = 0.8   # also reveal every masked position this confident; None or 1 = off
     reveal_schedule: str | None = "linear"  # masks left after each step; None = the training schedule
     final_pass: bool = False        # the original's extra greedy pass at t = 0
@@ -239,7 +240,7 @@ class _Canvas:
         self.conf = torch.full(self.x.shape, float("nan"))
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self.nfe = self.step = self.work = 0
-        block = getattr(model.config, "attn_block", None)
+        block = self.attn_block = (cfg.block_len or model.config.attn_block) if model.config.attn_block else None
         self.cache = KVCache(model.config.n_layer) if block and hasattr(model, "extend") else None
         if block:
             self.blocks = model_blocks(self.editable, block, len(ids), cfg.steps)
@@ -261,7 +262,9 @@ class _Canvas:
             return self._block_logits(x)
         self.work += len(self.x) * (1 + (clean is not None and self.cache is not None))
         if self.cache is not None and clean is not None:   # each block seeing the clean draft behind it
-            return self.model.forward_pair(x, clean[None].to(self.device))[0].float().cpu()
+            return self.model.forward_pair(x, clean[None].to(self.device), self.attn_block)[0].float().cpu()
+        if self.attn_block:
+            return self.model(x, block=self.attn_block)[0].float().cpu()
         t = torch.tensor([round(u * mcfg.timesteps)], device=self.device) if mcfg.time_embedding else None
         return self.model(x, t)[0].float().cpu()
 
@@ -269,7 +272,7 @@ class _Canvas:
         """The current block's logits, caching the finished blocks before it in the same evaluation."""
         start, end = self.block
         cached = self.cache.length
-        rows = self.model.extend(x, end, self.cache, keep=start - cached)[0, start - cached:].float().cpu()
+        rows = self.model.extend(x, end, self.cache, start - cached, self.attn_block)[0, start - cached:].float().cpu()
         self.work += end - cached
         out = torch.zeros(len(self.x), rows.size(-1))
         out[start:end] = rows

@@ -15,8 +15,11 @@ class Uncached(torch.nn.Module):
         super().__init__()
         self.model, self.config = model, model.config
 
-    def forward(self, *a):
-        return self.model(*a)
+    def forward(self, *a, **kw):
+        return self.model(*a, **kw)
+
+    def forward_pair(self, *a):
+        return self.model.forward_pair(*a)
 
 
 def ids(tok, n=64, seed=0):

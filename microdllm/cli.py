@@ -139,7 +139,7 @@ def _add_sampler_args(p):
     p.add_argument("--int8", action="store_true", help="int8 weights for the Linear layers (CPU)")
     p.add_argument("--compile", action="store_true",
                    help="model evaluations through torch.compile (faster after a warm-up of seconds)")
-    p.add_argument("--preset", choices=["default", "classic"], default="default",
+    p.add_argument("--preset", choices=["default", "block", "classic"], default="default",
                    help="classic = the original sampler (100 steps, low_confidence, full re-masking, t=0 pass)")
     p.add_argument("--steps", type=int)
     p.add_argument("--temperature", type=float)
@@ -171,10 +171,11 @@ def _add_generate(sub):
     p.set_defaults(func=cmd_generate)
 
 
-def sampler_config(args):
-    from .sampling import SAMPLER_PRESETS, switches
+def sampler_config(args, model_config=None):
+    """The preset (`default`: the defaults for this kind of model) with the flags given on top."""
+    from .sampling import SAMPLER_PRESETS, defaults_for, switches
 
-    cfg = SAMPLER_PRESETS[args.preset]
+    cfg = defaults_for(model_config) if args.preset == "default" else SAMPLER_PRESETS[args.preset]
     names = {"steps": "steps", "temperature": "temperature", "remasking": "remasking", "remask_ratio": "remask_ratio",
              "gen_len": "gen_len", "seed": "seed", "top_k": "top_k", "top_p": "top_p", "block_len": "block_len",
              "threshold": "threshold", "reveal_schedule": "reveal_schedule", "polish": "polish"}
@@ -189,7 +190,7 @@ def cmd_generate(args):
     from .serving import serve_checkpoint
 
     ck = serve_checkpoint(load_checkpoint(args.checkpoint), int8=args.int8, compile=args.compile)
-    cfg = sampler_config(args)
+    cfg = sampler_config(args, ck.model_config)
     keep_all = bool(args.gif or args.mp4)
     states, last = [], None
     for state in denoise(ck.model, ck.tokenizer, args.prompt, cfg, infill=args.infill, schedule=ck.schedule):
@@ -244,7 +245,7 @@ def cmd_sample_eval(args):
     ar = None if args.ar_checkpoint in (None, "", "none") else load_checkpoint(args.ar_checkpoint)
     if ar is not None and not ar.model_config.causal:
         raise ValueError(f"{args.ar_checkpoint}: not an autoregressive (causal) checkpoint")
-    cfg = sampler_config(args)
+    cfg = sampler_config(args, ck.model_config)
     seed = 0 if args.seed is None else args.seed
     result = sample_eval(ck, known, cfg, n=args.n, seed=seed, ar=ar, reference_texts=refs, progress=args.verbose)
     result.update(checkpoint=ck.source, settings=dataclasses.asdict(cfg), int8=args.int8,
@@ -359,4 +360,7 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:   # the reader went away (`| head`): nothing left to say
+        sys.stderr.close()
+        return 0
     return 0

@@ -87,12 +87,12 @@ def _number(name: str, value, default, cast):
 
 def sampler_config(*, steps=None, temperature=None, remasking=None, remask_ratio=None, gen_len=None,
                    top_k=None, top_p=None, seed=None, block_len=None, threshold=None,
-                   reveal_schedule=None, polish=None) -> SamplerConfig:
-    """UI / API values -> SamplerConfig (None = the default). Range checks are left to the sampler.
+                   reveal_schedule=None, polish=None, defaults: SamplerConfig = DEFAULT) -> SamplerConfig:
+    """UI / API values -> SamplerConfig (None = the value in `defaults`). The config checks the ranges.
 
     A threshold of 1 switches early reveals off; reveal_schedule "model" is the model's training schedule.
     """
-    d = DEFAULT
+    d = defaults
     block = _number("block length", block_len, 0, int)
     return d.replace(
         steps=_number("steps", steps, d.steps, int),

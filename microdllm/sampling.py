@@ -114,11 +114,20 @@ def _problems(cfg: SamplerConfig) -> Iterator[str]:
 
 
 DEFAULT = SamplerConfig()   # the app's and the CLI's defaults, chosen by measurement (docs/experiments.md)
+# A block-diffusion model's defaults (measured there too): each block of B in at most B steps, the most
+# confident first, and every character it is sure of at once.
+BLOCK_DEFAULT = SamplerConfig(steps=4, remasking="low_confidence", threshold=0.9, polish=0)
 SAMPLER_PRESETS = {
     "default": DEFAULT,
+    "block": BLOCK_DEFAULT,
     "classic": SamplerConfig(steps=100, temperature=0.0, remasking="low_confidence", remask_ratio=1.0,
                              gen_len=None, threshold=None, reveal_schedule=None, final_pass=True, polish=0),
 }
+
+
+def defaults_for(model_config) -> SamplerConfig:
+    """The default settings for this kind of model: BLOCK_DEFAULT for block diffusion, else DEFAULT."""
+    return BLOCK_DEFAULT if getattr(model_config, "kind", "") == "block diffusion" else DEFAULT
 
 
 def switches(threshold: float | None, reveal_schedule: str | None) -> dict:

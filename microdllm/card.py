@@ -11,7 +11,31 @@ from pathlib import Path
 
 from .atomic import atomic_write
 from .checkpoint import CheckpointError, read_config
+from .config import ModelConfig
 from .evaluate import METRIC_LABELS, headline_metric
+
+
+KIND_INTROS = {
+    "diffusion": "A character-level **masked-diffusion language model** (MDLM / LLaDA recipe, shrunk), trained with "
+                 "micro-dLLM. It writes by starting from a fully masked sequence and un-masking characters, "
+                 "everywhere at once, over a few dozen denoising steps; it can fill in blanks.",
+    "block diffusion": "A character-level **block-diffusion language model** (BD3-LM recipe, shrunk), trained with "
+                       "micro-dLLM from its autoregressive baseline. It writes blocks of {B} characters left to "
+                       "right; inside a block the characters are un-masked in parallel, diffusion-style, while "
+                       "the blocks behind it come from a KV cache.",
+    "autoregressive": "A character-level **autoregressive language model** (the same Transformer with causal "
+                      "attention), trained with micro-dLLM as the baseline of its diffusion models. It writes "
+                      "left to right, one character per model evaluation.",
+}
+
+
+def kind_label(model_config) -> str:
+    """What a model is, in a few words: 'block diffusion, blocks of 4', 'full-sequence diffusion', ..."""
+    kind = model_config.kind
+    if kind == "block diffusion":
+        return f"block diffusion, blocks of {model_config.attn_block} (block by block, left to right)"
+    return "full-sequence diffusion (all at once; fills in blanks)" if kind == "diffusion" else \
+        "autoregressive (left to right)"
 
 
 def _fmt(x, digits=3):
@@ -68,6 +92,7 @@ def _model_table(cfg: dict) -> list[str]:
         "",
         "| | |",
         "|---|---|",
+        f"| kind | {kind_label(ModelConfig.from_dict(m))} |",
         f"| parameters | {params:,} |" if isinstance(params, int) else f"| parameters | {params} |",
         f"| layers / heads / width | {m['n_layer']} / {m['n_head']} / {m['n_embd']} |",
         f"| context | {m['block_size']} characters |",
@@ -106,7 +131,10 @@ def _evaluation(ev: dict) -> list[str]:
     if ev:
         lines += ["| metric | value |", "|---|---|"]
         lines += [f"| {k} | {_fmt(v, 4)} |" for k, v in ev.items() if isinstance(v, (int, float))]
-        lines += ["", "The NELBO is an upper bound on the negative log-likelihood (bits per character)."]
+        if "nelbo_bpc" in ev:
+            lines += ["", "The NELBO is an upper bound on the negative log-likelihood (bits per character)."]
+        else:
+            lines += ["", "Bits per character: the exact negative log-likelihood of the validation text."]
     return lines
 
 
@@ -125,9 +153,8 @@ def write_model_card(directory, *, title: str, hardware: str = "", samples: list
     directory = Path(directory)
     cfg = read_config(directory)
     ev = evaluation or {}
-    intro = ("A character-level **masked-diffusion language model** (MDLM / LLaDA recipe, shrunk), trained "
-             "with micro-dLLM. It writes by starting from a fully masked block and un-masking characters "
-             "over a few dozen denoising steps.")
+    model_config = ModelConfig.from_dict(cfg["model"])
+    intro = KIND_INTROS[model_config.kind].format(B=model_config.attn_block)
     lines = [*_front_matter(title, ev), "", f"# {title}", "", intro, "", *_model_table(cfg), "",
              *_training_table(cfg, hardware), "", "![loss curve](loss_curve.png)", "", *_evaluation(ev),
              *_samples(samples), *(["", notes] if notes else [])]
@@ -141,6 +168,23 @@ SAMPLE_PROMPTS = ["Once upon a time, there was a little girl named Lily.", "One 
                   "The sun was shining and the birds were singing."]
 
 
+def _sample(ck, prompt: str, seed: int) -> dict:
+    """One uncurated sample at this kind of model's default settings, and the settings in words."""
+    from .sampling import defaults_for, generate
+
+    cfg = defaults_for(ck.model_config).replace(seed=seed)
+    prompt = ck.tokenizer.clean(prompt + " ")  # a model trained on other text may lack some characters
+    text = generate(ck.model, ck.tokenizer, prompt, cfg, schedule=ck.schedule).text
+    if ck.model_config.causal:
+        settings = f"prompt {prompt!r}, left to right, temperature {cfg.temperature}, seed {seed}"
+    else:
+        settings = (f"prompt {prompt!r}, {cfg.remasking}, remask ratio {cfg.remask_ratio}, threshold "
+                    f"{cfg.threshold}, {cfg.reveal_schedule or 'training'} reveal schedule, {cfg.steps} steps"
+                    f"{' per block' if ck.model_config.kind == 'block diffusion' else ''}, {cfg.polish} polish "
+                    f"passes, temperature {cfg.temperature}, seed {seed}")
+    return {"settings": settings, "text": text}
+
+
 def describe_checkpoint(directory, val_file, *, title: str, hardware: str = "", windows: int = 256,
                         timesteps: int = 16, notes: str = "") -> dict:
     """Evaluate a checkpoint on a validation file, draw three uncurated samples at the default
@@ -148,22 +192,10 @@ def describe_checkpoint(directory, val_file, *, title: str, hardware: str = "", 
     from .checkpoint import load_checkpoint
     from .data import validation_windows
     from .evaluate import evaluate
-    from .sampling import DEFAULT, generate
-
     ck = load_checkpoint(directory)
     val, _ = validation_windows(val_file, ck.tokenizer, windows, ck.model_config.block_size, seed=0)
     metrics = evaluate(ck.model, val, ck.schedule, ck.tokenizer.mask_id, timesteps_per_window=timesteps)
-    samples = []
-    if not ck.model_config.causal:
-        for seed, prompt in enumerate(SAMPLE_PROMPTS):
-            cfg = DEFAULT.replace(seed=seed)
-            prompt = ck.tokenizer.clean(prompt + " ")  # a model trained on other text may lack some characters
-            text = generate(ck.model, ck.tokenizer, prompt, cfg, schedule=ck.schedule).text
-            samples.append({"settings": f"prompt {prompt!r}, {cfg.remasking}, remask ratio {cfg.remask_ratio}, "
-                                        f"threshold {cfg.threshold}, {cfg.reveal_schedule or 'training'} reveal "
-                                        f"schedule, {cfg.steps} steps, {cfg.polish} polish passes, "
-                                        f"temperature {cfg.temperature}, seed {seed}",
-                            "text": text})
+    samples = [_sample(ck, prompt, seed) for seed, prompt in enumerate(SAMPLE_PROMPTS)]
     evaluation = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
     evaluation["data"] = Path(val_file).name
     config = read_config(directory)
@@ -205,13 +237,20 @@ def _architecture_rows(ck) -> list[tuple[str, str]]:
     return [("Checkpoint", f"`{_md(ck.source)}`"),
             ("Files", f"`{_md(ck.path)}`"),
             ("Parameters", f"{n / 1e6:.2f} M ({n:,})"),
-            ("Architecture", f"{'causal (autoregressive baseline)' if cfg.causal else 'bidirectional'} "
+            ("Kind", kind_label(cfg)),
+            ("Architecture", f"{_attention(cfg)} "
                              f"Transformer: {cfg.n_layer} layers, {cfg.n_head} heads, {cfg.n_embd}-dim, RoPE"
                              f"{', timestep embedding' if cfg.time_embedding else ''}"
                              f"{', shifted (each character read from the position to its left)' if cfg.shift else ''}"),
             ("Context", f"{cfg.block_size} characters"),
             ("Vocabulary", f"{ck.tokenizer.vocab_size - 1} characters + the mask"),
             ("Diffusion", f"{getattr(ck.schedule, 'name', '?')} schedule, T = {cfg.timesteps} steps")]
+
+
+def _attention(cfg) -> str:
+    if cfg.causal:
+        return "causal (autoregressive baseline)"
+    return f"block-causal (blocks of {cfg.attn_block})" if cfg.kind == "block diffusion" else "bidirectional"
 
 
 def _training_rows(meta: dict) -> list[tuple[str, str]]:

@@ -25,8 +25,11 @@ CONFIG_NAME = "config.json"
 STATE_TENSORS = "training_state.safetensors"   # optimiser moments, RNG state
 STATE_JSON = "training_state.json"             # step, history, recipe, optimiser hyper-parameters
 FORMAT = "microdllm"
-BUNDLED_DIR = Path(__file__).resolve().parent.parent / "checkpoints" / "tinystories-tiny"
-BUNDLED_AR_DIR = BUNDLED_DIR.parent / "tinystories-tiny-ar"   # the autoregressive baseline (issue #5)
+CHECKPOINTS_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
+BUNDLED_DIR = CHECKPOINTS_DIR / "tinystories-tiny-block4"      # the default: block diffusion from the AR model
+BUNDLED_DIFFUSION_DIR = CHECKPOINTS_DIR / "tinystories-tiny"   # full-sequence diffusion (can fill in blanks)
+BUNDLED_AR_DIR = CHECKPOINTS_DIR / "tinystories-tiny-ar"       # the autoregressive baseline
+BUNDLED_MODELS = (BUNDLED_DIR, BUNDLED_DIFFUSION_DIR, BUNDLED_AR_DIR)   # offered by the app, the default first
 
 
 class CheckpointError(RuntimeError):

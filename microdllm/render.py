@@ -36,6 +36,8 @@ CSS = """
 .mdl-legend .mdl-c { font-family: ui-monospace, monospace; padding: 0 .3em; }
 .mdl-chart svg, .mdl-schedule svg { width: 100%; max-width: 560px; height: auto; }
 .mdl-summary { font-size: 1.1rem; }
+.mdl-canvas .mdl-bstart { border-left: 2px solid #56B4E9; }
+.mdl-canvas .mdl-cur { outline: 1px dashed #56B4E9; outline-offset: -1px; }
 #mdl-status { font-size: 1.15rem; }
 """
 
@@ -48,6 +50,8 @@ LEGEND = (
     '<span>fainter = less confident (hover a character for its confidence)</span>'
     "</div>"
 )
+BLOCK_LEGEND = ('<div class="mdl-legend"><span><span class="mdl-c mdl-bstart">&nbsp;</span> a block starts</span>'
+                '<span><span class="mdl-c mdl-cur">ab</span> the block being written</span></div>')
 WRITTEN = ("revealed", "text")  # the roles of generated characters that are on the page
 
 
@@ -76,12 +80,29 @@ def _role_span(role: str, ch: str, conf: float) -> str:
     return _span("mdl-gen", ch, title, 0.35 + 0.65 * min(max(conf, 0.0), 1.0) if known else None)
 
 
+def _block_marks(state: DenoiseState) -> list[str]:
+    """Per character, the classes that show the blocks of a block-by-block run (else nothing)."""
+    marks = [""] * len(state.text)
+    if not state.boundaries:
+        return marks
+    for i in state.boundaries:
+        marks[i] += " mdl-bstart"
+    if state.block is not None and not state.done:
+        for i in range(*state.block):
+            marks[i] += " mdl-cur"
+    return marks
+
+
 def render_state(state: DenoiseState, legend: bool = True) -> str:
-    """HTML for one denoising state: every character a span with its role, confidence as opacity + tooltip."""
-    conf = state.confidence
-    body = "".join(_role_span(state.role(i), ch, conf[i] if i < len(conf) else float("nan"))
-                   for i, ch in enumerate(state.text))
-    return (LEGEND if legend else "") + f'<div class="mdl-canvas">{body}</div>'
+    """HTML for one denoising state: every character a span with its role, confidence as opacity + tooltip;
+    with blocks, where each starts and which one is being written."""
+    conf, marks = state.confidence, _block_marks(state)
+    spans = [_role_span(state.role(i), ch, conf[i] if i < len(conf) else float("nan"))
+             for i, ch in enumerate(state.text)]
+    body = "".join(span.replace('class="mdl-c ', f'class="mdl-c{mark} ', 1) if mark else span
+                   for span, mark in zip(spans, marks))
+    legends = (LEGEND + (BLOCK_LEGEND if state.boundaries else "")) if legend else ""
+    return legends + f'<div class="mdl-canvas">{body}</div>'
 
 
 def render_text(text: str, legend: bool = True) -> str:
@@ -137,8 +158,14 @@ def status_line(state: DenoiseState) -> str:
                 f"{state.nfe} model evaluations · {compute_s:.2f} s of compute · {rate}")
     masks = state.num_masked
     left = f"{masks} mask{'s' * (masks != 1)} left" if masks or not state.step else "polishing the draft"
+    if state.boundaries and state.block is not None and masks:
+        left += f" · block {_block_number(state)} of {len(state.boundaries)}"
     return (f"Step {state.step} of {state.total_steps} · {left} · "
             f"{state.nfe} model evaluation{'s' * (state.nfe != 1)} · {rate}")
+
+
+def _block_number(state: DenoiseState) -> int:
+    return sum(1 for b in state.boundaries if b <= state.block[0])
 
 
 def stopped_line(status: str) -> str | None:
@@ -152,11 +179,14 @@ def stopped_line(status: str) -> str | None:
     return f"**Stopped** at step {status.removeprefix('Step ')}"
 
 
-def compare_status(label: str, state: DenoiseState) -> str:
-    """One side of the Compare tab: how far it got, at what cost."""
+def compare_status(label: str, state: DenoiseState, mflops: float | None = None) -> str:
+    """One side of the Compare tab: how far it got, at what cost (wall time, model evaluations, the
+    positions the network processed and, given, their matrix-multiply MFLOPs)."""
     done = "**done** · " if state.done else ""
-    return (f"**{label}** · {done}{_written(state)} of {state.generated} characters · {state.nfe} model evaluations · "
-            f"{state.elapsed:.2f} s")
+    work = f" · {state.positions_evaluated:,} positions evaluated" if state.positions_evaluated else ""
+    flops = f" ({mflops:,.0f} MFLOP)" if mflops is not None else ""
+    return (f"**{label}** · {done}{_written(state)} of {state.generated} characters · {state.nfe} model evaluations"
+            f"{work}{flops} · {state.elapsed:.2f} s")
 
 
 def schedule_svg(schedules: dict, selected: str, u: float, width: int = 420, height: int = 250) -> str:

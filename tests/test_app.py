@@ -14,6 +14,7 @@ import torch
 
 import app
 from microdllm import render, serving
+from microdllm.checkpoint import BUNDLED_DIFFUSION_DIR
 from microdllm.card import model_summary
 from microdllm.diffusion import SCHEDULES
 from microdllm.inputs import sampler_config
@@ -67,7 +68,7 @@ def test_generate_streams_states_then_the_final_text(notes):
 
 def test_infilling_keeps_the_template(notes):
     template = "Once upon a time, there was a ___ named ___."
-    *_, (canvas, _, status, final, _) = run(template, mode="infill")
+    *_, (canvas, _, status, final, _) = run(template, mode="infill", model_key=str(BUNDLED_DIFFUSION_DIR))
     assert status.startswith("**Done.**") and len(final) == len(template)
     assert all(f == t for f, t in zip(final, template) if t != "_")
     assert "mdl-mask" not in canvas_body(canvas)

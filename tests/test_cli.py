@@ -14,6 +14,8 @@ from microdllm.sampling import DEFAULT
 from microdllm.train import LOSSES, OPTIMIZERS, RESUMABLE, TrainConfig
 from microdllm.viz import count_frames
 
+FULL = "checkpoints/tinystories-tiny"   # the full-sequence diffusion model (the default writes block by block)
+
 
 def run(*args, timeout=240):
     return subprocess.run([sys.executable, "-m", "microdllm", *map(str, args)], cwd=ROOT, capture_output=True,
@@ -22,18 +24,19 @@ def run(*args, timeout=240):
 
 
 def test_generate_json_with_defaults_and_exports(tmp_path):
-    res = run("generate", "--prompt", "Once upon a time", "--gen-len", "40", "--steps", "8", "--json",
+    res = run("generate", "--checkpoint", FULL, "--prompt", "Once upon a time", "--gen-len", "40", "--steps", "8", "--json",
               "--gif", tmp_path / "t.gif", "--mp4", tmp_path / "t.mp4")
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
     assert {"text", "prompt", "steps", "nfe", "seconds"} <= set(out)
     assert out["text"].startswith("Once upon a time") and len(out["text"]) == 16 + 40 and "_" not in out["text"][16:]
-    assert 1 <= out["nfe"] <= 8 + DEFAULT.polish and out["checkpoint"] == "bundled"   # steps, then polish passes
+    assert 1 <= out["nfe"] <= 8 + DEFAULT.polish and out["checkpoint"] == FULL   # steps, then polish passes
     assert count_frames(tmp_path / "t.gif") == count_frames(tmp_path / "t.mp4") == out["steps"] + 1
 
 
 def test_generate_int8_and_the_original_sampler_settings():
-    res = run("generate", "--prompt", "Once upon a time", "--gen-len", "30", "--int8", "--threshold", "1",
+    res = run("generate", "--checkpoint", FULL, "--prompt", "Once upon a time", "--gen-len", "30", "--int8",
+              "--threshold", "1",
               "--reveal-schedule", "model", "--steps", "10", "--polish", "0", "--json")
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)

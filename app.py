@@ -33,10 +33,12 @@ import gradio as gr
 import torch
 
 from microdllm import card, render
-from microdllm.checkpoint import BUNDLED_AR_DIR
+from microdllm.checkpoint import BUNDLED_AR_DIR, BUNDLED_MODELS, read_config
+from microdllm.config import ModelConfig
 from microdllm.diffusion import SCHEDULES, corrupt
 from microdllm.inputs import prepare_prompt, sampler_config
-from microdllm.sampling import DEFAULT, MAX_POLISH, MAX_STEPS, REMASKING_CHOICES, SamplingError, denoise, left_to_right
+from microdllm.sampling import (DEFAULT, MAX_POLISH, MAX_STEPS, REMASKING_CHOICES, SamplingError, defaults_for, denoise,
+                                left_to_right)
 from microdllm.serving import ModelStore, default_threads, one_line, race
 
 log = logging.getLogger("microdllm.app")
@@ -141,7 +143,8 @@ def generate(prompt, mode="continue", gen_len=DEFAULT.gen_len, steps=DEFAULT.ste
         infill = mode == "infill"
         cfg = sampler_config(steps=steps, temperature=temperature, remasking=remasking, remask_ratio=remask_ratio,
                              gen_len=gen_len, top_k=top_k, top_p=top_p, seed=seed, block_len=block_len,
-                             threshold=threshold, reveal_schedule=reveal_schedule, polish=polish)
+                             threshold=threshold, reveal_schedule=reveal_schedule, polish=polish,
+                             defaults=defaults_for(ck.model_config))
         prep = prepare_prompt(ck.tokenizer, prompt, infill, bool(drop_unknown), ck.model.config.block_size,
                               cfg.gen_len)
         _tell(prep.messages)
@@ -262,7 +265,7 @@ def compare(prompt, gen_len=DEFAULT.gen_len, temperature=DEFAULT.temperature, se
         if notice or not ar.model.config.causal:
             warn(f"No autoregressive baseline at {AR_SOURCE}: set MICRODLLM_AR_CHECKPOINT to a causal checkpoint.")
             return
-        cfg = sampler_config(gen_len=gen_len, temperature=temperature, seed=seed)
+        cfg = sampler_config(gen_len=gen_len, temperature=temperature, seed=seed, defaults=defaults_for(ck.model.config))
         room = min(ck.model.config.block_size, ar.model.config.block_size)
         prep = prepare_prompt(ck.tokenizer, ar.tokenizer.clean(prompt or ""), False, True, room, cfg.gen_len)
         _tell(prep.messages)
@@ -272,9 +275,12 @@ def compare(prompt, gen_len=DEFAULT.gen_len, temperature=DEFAULT.temperature, se
         cfg, delay = cfg.replace(gen_len=prep.gen_len), _pause(delay_ms)
         streams = (denoise(ck.model, ck.tokenizer, prep.text, cfg, schedule=ck.schedule),
                    left_to_right(ar.model, ar.tokenizer, prep.text, cfg))
+        label = {"block diffusion": "Block diffusion: block by block", "autoregressive": "Left to right (the model)"}
+        left = label.get(ck.model.config.kind, "Diffusion: all at once")
         for a, b in race(*streams):
-            yield (render.render_state(a, legend=False), render.compare_status("Diffusion: all at once", a),
-                   render.render_state(b, legend=False), render.compare_status("Autoregressive: left to right", b))
+            yield (render.render_state(a, legend=False), render.compare_status(left, a, mflops(ck.model, a)),
+                   render.render_state(b, legend=False),
+                   render.compare_status("Autoregressive: left to right", b, mflops(ar.model, b)))
             if delay:
                 time.sleep(delay)
     except SamplingError as e:
@@ -285,22 +291,64 @@ def compare(prompt, gen_len=DEFAULT.gen_len, temperature=DEFAULT.temperature, se
         yield keep, keep, keep, keep
 
 
+def mflops(model, state) -> float:
+    """Matrix-multiply work of a run so far: 2 x (weights in matmuls: 12 d^2 a layer, and the head) per
+    position the network processed (attention scores left out: small at this context)."""
+    c = model.config
+    return 2 * (12 * c.n_layer * c.n_embd ** 2 + c.n_embd * c.vocab_size) * state.positions_evaluated / 1e6
+
+
 def _notice_md(notice: str | None):
     return gr.Markdown(f"⚠️ **{html.escape(notice, quote=False)}**" if notice else "", visible=bool(notice))
 
 
+def model_choices() -> list[tuple[str, str]]:
+    """The bundled models, each labelled with what it is (the default first)."""
+    choices = []
+    for i, path in enumerate(BUNDLED_MODELS):
+        if (path / "config.json").is_file():
+            label = card.kind_label(ModelConfig.from_dict(read_config(path)["model"]))
+            choices.append((label[:1].upper() + label[1:] + (" · the default" if i == 0 else ""), str(path)))
+    return choices
+
+
+def model_note(model_config) -> str:
+    """One line under the model selector: how this model writes, and what it cannot do."""
+    kind = model_config.kind
+    if kind == "block diffusion":
+        return (f"Writes blocks of {model_config.attn_block} characters left to right; inside a block, diffusion "
+                "fills the masks in parallel. Steps are per block. It cannot fill in blanks (choose the full-"
+                "sequence model for that).")
+    if kind == "autoregressive":
+        return "Writes left to right, one character per step: the strategy, steps and blocks do not apply."
+    return "Writes everywhere at once and can fill in blanks."
+
+
+def control_updates(ck, gen_len=None) -> tuple:
+    """The Generate tab's knobs set to this model's defaults (CONTROLS_FOR_MODEL order)."""
+    cfg, d = ck.model.config, defaults_for(ck.model.config)
+    room = cfg.block_size - 1
+    block = cfg.attn_block or 0
+    block_info = (f"the attention block (trained: {block}); 0 = as trained" if block else
+                  "0 = off; else write left-to-right blocks of this size")
+    return (gr.update(maximum=room, value=min(int(gen_len or room), room)), gr.update(maximum=cfg.timesteps),
+            gr.update(value=d.steps), gr.update(value=d.remasking), gr.update(value=d.threshold or 1),
+            gr.update(value=d.polish), gr.update(value=0, label="Block size" if block else "Block length",
+                                                 info=block_info),
+            model_note(cfg))
+
+
+CONTROLS_FOR_MODEL = ("gen_len", "fwd_t", "steps", "remasking", "threshold", "polish", "block_len", "model_note")
+
+
 def load_model(source, gen_len=DEFAULT.gen_len):
-    """Model panel: load another checkpoint for this session (falls back to the bundled one)."""
+    """Load another checkpoint for this session (falls back to the bundled one), and set the knobs to its defaults."""
     key, ck, notice = STORE.load(source)
     if notice:
         warn(notice)
     else:
-        info(f"Loaded {ck.source} ({ck.model.num_params() / 1e6:.2f} M parameters).")
-    cfg = ck.model.config
-    room = cfg.block_size - 1
-    length = min(int(gen_len or room), room)
-    return (key, card.model_summary(ck), _notice_md(notice),
-            gr.Slider(maximum=room, value=length), gr.Slider(maximum=cfg.timesteps))
+        info(f"Loaded {ck.source}: {card.kind_label(ck.model.config)}, {ck.model.num_params() / 1e6:.2f} M parameters.")
+    return (key, card.model_summary(ck), _notice_md(notice), *control_updates(ck, gen_len))
 
 
 def model_info(model_key=""):
@@ -330,55 +378,65 @@ def inputs_for(fn, controls: dict) -> list:
 
 
 def _sampler_controls(ck, room: int) -> dict:
-    """The sampler's main knobs (the Generate tab's left column, below the buttons)."""
+    """The sampler's main knobs (the Generate tab's left column, below the buttons), at this model's defaults."""
+    d, block = defaults_for(ck.model.config), ck.model.config.attn_block
     return dict(
-        gen_len=gr.Slider(1, room, value=min(DEFAULT.gen_len or room, room), step=1, precision=0,
+        gen_len=gr.Slider(1, room, value=min(d.gen_len or room, room), step=1, precision=0,
                           label="Characters to generate", info="continuation only"),
-        steps=gr.Slider(1, 256, value=DEFAULT.steps, step=1, precision=0, elem_id="mdl-steps",
-                        label="Denoising steps", info="fewer = faster, more characters per step"),
-        temperature=gr.Slider(0, 2, value=DEFAULT.temperature, step=0.05, label="Temperature", info="0 = greedy"),
-        remasking=gr.Dropdown(list(REMASKING_CHOICES), value=DEFAULT.remasking, label="Remasking",
-                              info=REMASKING_INFO),
-        remask_ratio=gr.Slider(0, 1, value=DEFAULT.remask_ratio, step=0.05, label="Remasking ratio",
+        steps=gr.Slider(1, 256, value=d.steps, step=1, precision=0, elem_id="mdl-steps",
+                        label="Denoising steps", info="fewer = faster, more characters per step (per block for a "
+                                                      "block-diffusion model)"),
+        temperature=gr.Slider(0, 2, value=d.temperature, step=0.05, label="Temperature", info="0 = greedy"),
+        remasking=gr.Dropdown(list(REMASKING_CHOICES), value=d.remasking, label="Remasking", info=REMASKING_INFO),
+        remask_ratio=gr.Slider(0, 1, value=d.remask_ratio, step=0.05, label="Remasking ratio",
                                info="share of written characters that may be masked again (confidence strategies)"),
-        threshold=gr.Slider(0.05, 1, value=DEFAULT.threshold or 1, step=0.05, elem_id="mdl-threshold",
+        threshold=gr.Slider(0.05, 1, value=d.threshold or 1, step=0.05, elem_id="mdl-threshold",
                             label="Reveal early above confidence",
                             info="also reveal every character the model is at least this sure of: fewer model "
                                  "evaluations (1 = off)"),
-        polish=gr.Slider(0, MAX_POLISH, value=DEFAULT.polish, step=1, precision=0, elem_id="mdl-polish",
+        polish=gr.Slider(0, MAX_POLISH, value=d.polish, step=1, precision=0, elem_id="mdl-polish",
                          label="Polish passes",
                          info="when the draft is complete, re-read it in this many passes and fix the characters "
                               "the model is sure are wrong (0 = off)"),
+        block_len=gr.Slider(0, room, value=0, step=1, precision=0, elem_id="mdl-block",
+                            label="Block size" if block else "Block length",
+                            info=f"the attention block (trained: {block}); 0 = as trained" if block else
+                            "0 = off; else write left-to-right blocks of this size"),
     )
 
 
 def _advanced_controls(ck, room: int) -> dict:
+    d = defaults_for(ck.model.config)
     with gr.Accordion("Advanced", open=False):
         return dict(
-            top_k=gr.Slider(0, ck.tokenizer.vocab_size, value=DEFAULT.top_k, step=1, precision=0, label="Top-k",
+            top_k=gr.Slider(0, ck.tokenizer.vocab_size, value=d.top_k, step=1, precision=0, label="Top-k",
                             info="0 = off"),
-            top_p=gr.Slider(0.05, 1, value=DEFAULT.top_p, step=0.05, label="Top-p", info="1 = off"),
-            block_len=gr.Slider(0, room, value=DEFAULT.block_len or 0, step=1, precision=0, label="Block length",
-                                info="0 = off; else write left-to-right blocks of this size"),
+            top_p=gr.Slider(0.05, 1, value=d.top_p, step=0.05, label="Top-p", info="1 = off"),
             reveal_schedule=gr.Dropdown(
                 [(name, name) for name in SCHEDULES] + [("the model's training schedule", "model")],
-                value=DEFAULT.reveal_schedule or "model", label="Reveal schedule",
+                value=d.reveal_schedule or "model", label="Reveal schedule",
                 info="how many masks are left after each step; linear = the same number each step"),
-            seed=gr.Number(DEFAULT.seed, precision=0, label="Seed"),
+            seed=gr.Number(d.seed, precision=0, label="Seed"),
             delay_ms=gr.Slider(0, 1000, value=40, step=10, precision=0, label="Slow motion: pause per step (ms)"),
             drop_unknown=gr.Checkbox(True, label="Drop unknown characters",
                                      info="otherwise a prompt with characters the model does not know is refused"),
         )
 
 
-def _generate_tab(ck, model_key, trace) -> gr.Slider:
-    """The Generate tab and its events; returns the generation-length slider (a new model resizes it).
+def _generate_tab(ck, model_key, trace) -> tuple[dict, gr.Dropdown, gr.Markdown]:
+    """The Generate tab and its events; returns its controls (a new model sets them), the model selector
+    and the line that says what the model is.
 
     Each control is keyed by the name of the `generate` parameter it feeds (see inputs_for).
     """
     room, first_prompt = ck.model.config.block_size - 1, EXAMPLES[0][0]
     with gr.Tab("Generate", id="generate"), gr.Row():
         with gr.Column(scale=2, min_width=320):
+            choices = model_choices()
+            chosen = str(ck.path) if str(ck.path) in [v for _, v in choices] else None
+            selector = gr.Dropdown(choices, value=chosen, label="Model", elem_id="mdl-model",
+                                   info="the bundled models; Model tab: load another")
+            note = gr.Markdown(model_note(ck.model.config), elem_id="mdl-model-note")
             mode = gr.Radio([("Continue a prompt", "continue"), ("Fill in the _ blanks", "infill")],
                             value="continue", label="Mode",
                             info="infilling: every _ in the template is one character to fill in")
@@ -412,7 +470,7 @@ def _generate_tab(ck, model_key, trace) -> gr.Slider:
                    api_visibility="private")
     export_btn.click(export_trace, inputs=trace, outputs=[gif_file, mp4_file], api_name="export",
                      concurrency_id="model")
-    return controls["gen_len"]
+    return controls, selector, note
 
 
 def _forward_tab(ck, model_key) -> gr.Slider:
@@ -473,7 +531,7 @@ def _compare_tab(ck, model_key) -> None:
           concurrency_id="model")
 
 
-def _model_tab(demo, ck, model_key, notice_box, gen_len, fwd_t) -> None:
+def _model_tab(demo, ck, model_key, notice_box, selector, knobs: list) -> None:
     """The Model tab and its events: what is loaded, loading another checkpoint, the experiments' figures."""
     with gr.Tab("Model", id="model"):
         summary = gr.Markdown(card.model_summary(ck), elem_id="mdl-card")
@@ -486,9 +544,11 @@ def _model_tab(demo, ck, model_key, notice_box, gen_len, fwd_t) -> None:
                 gr.Image(str(path), label=label, show_label=True, interactive=False, buttons=["download"])
                 gr.Markdown(caption)
 
-    controls = dict(source=source, gen_len=gen_len)
-    gr.on([load_btn.click, source.submit], load_model, inputs=inputs_for(load_model, controls),
-          outputs=[model_key, summary, notice_box, gen_len, fwd_t], api_name="load_model", concurrency_id="model")
+    outputs = [model_key, summary, notice_box, *knobs]
+    gr.on([load_btn.click, source.submit], load_model, inputs=inputs_for(load_model, dict(source=source, gen_len=knobs[0])),
+          outputs=outputs, api_name="load_model", concurrency_id="model")
+    selector.input(load_model, inputs=inputs_for(load_model, dict(source=selector, gen_len=knobs[0])), outputs=outputs,
+                   concurrency_id="model", api_visibility="private")
     demo.load(model_info, inputs=model_key, outputs=summary, api_name="model_info", concurrency_limit=None)
 
 
@@ -504,10 +564,10 @@ def build_demo(checkpoint_source: str | None = None) -> gr.Blocks:
         gr.Markdown(INTRO)
         notice_box = _notice_md(notice)
         with gr.Tabs():
-            gen_len = _generate_tab(ck, model_key, trace)
-            fwd_t = _forward_tab(ck, model_key)
+            controls, selector, note = _generate_tab(ck, model_key, trace)
+            knobs = {**controls, "fwd_t": _forward_tab(ck, model_key), "model_note": note}
             _compare_tab(ck, model_key)
-            _model_tab(demo, ck, model_key, notice_box, gen_len, fwd_t)
+            _model_tab(demo, ck, model_key, notice_box, selector, [knobs[name] for name in CONTROLS_FOR_MODEL])
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=32)
     return demo
 

@@ -6,7 +6,8 @@ on --val-data (data/tinystories_valid.txt) with the same fixed windows, through 
 so the sweep can be stopped and restarted. Results go to runs/sweep/results.json and print as a
 Markdown table. Run from the repository root:
 
-    python -m bench.recipe_sweep --threads 1                 # all trials
+    python -m bench.recipe_sweep --threads 1                 # all recipe trials
+    python -m bench.recipe_sweep --group block --root runs/blocks   # block sizes, from the AR baseline
     python -m bench.recipe_sweep --only muon-600 adamw3e-4-600 --data ../shared/data/tinystories_train.txt \
         --val-data ../shared/data/tinystories_valid.txt
 """
@@ -45,6 +46,22 @@ TRIALS = {
 }
 
 
+# Block diffusion (issue: stories that make sense): the block size B, started from the autoregressive
+# baseline's weights with its next-character alignment, BD3-LM's clipped masking rates; one run from noise.
+BLOCK_BASE = ["--init-from", "checkpoints/tinystories-tiny-ar", "--shift", "--no-time-embedding", "--schedule", "linear",
+              "--mask-range", "0.3", "0.8", "--optimizer", "muon", "--lr", "1e-3", "--muon-lr", "0.01",
+              "--batch-size", "16", "--warmup-iters", "50", "--eval-timesteps", "4"]
+BLOCK_TRIALS = {
+    "B8-300": (["--attn-block", "8"], 300),
+    "B16-300": (["--attn-block", "16"], 300),
+    "B2-300": (["--attn-block", "2"], 300),
+    "B256-300": (["--attn-block", "256"], 300),                     # one block: full-sequence diffusion
+    "B4-noise-300": (["--attn-block", "4", "--no-init"], 300),      # the same recipe from random weights
+    "B4-300": (["--attn-block", "4"], 300),
+}
+GROUPS = {"recipe": (BASE, TRIALS), "block": (BLOCK_BASE, BLOCK_TRIALS)}
+
+
 def metrics(out: Path) -> list[dict]:
     path = out / LOG_NAME
     if not path.exists():
@@ -52,7 +69,16 @@ def metrics(out: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def run_trial(name: str, overrides: list[str], steps: int, root: Path, threads: int, data: str, val: str) -> dict:
+def trial_args(base: list[str], overrides: list[str]) -> list[str]:
+    """The base recipe with the trial's changes; `--no-init` drops the base's --init-from (from noise)."""
+    if "--no-init" not in overrides:
+        return [*base, *overrides]
+    i = base.index("--init-from")
+    return [*base[:i], *base[i + 2:], "--preset", "tiny", *[o for o in overrides if o != "--no-init"]]
+
+
+def run_trial(name: str, overrides: list[str], steps: int, root: Path, threads: int, data: str, val: str,
+              base: list[str] = BASE) -> dict:
     out = root / name
     rows = metrics(out)
     if not rows or rows[-1]["step"] < steps:
@@ -60,8 +86,8 @@ def run_trial(name: str, overrides: list[str], steps: int, root: Path, threads: 
             cmd = [sys.executable, "-m", "microdllm", "train", "--resume", str(out), "--threads", str(threads),
                    "--no-progress"]
         else:
-            cmd = [sys.executable, "-m", "microdllm", "train", "--data", data, "--val-data", val, *BASE,
-                   *overrides, "--max-iters", str(steps), "--eval-interval", str(max(steps // 6, 25)),
+            cmd = [sys.executable, "-m", "microdllm", "train", "--data", data, "--val-data", val,
+                   *trial_args(base, overrides), "--max-iters", str(steps), "--eval-interval", str(max(steps // 6, 25)),
                    "--save-interval", str(max(steps // 6, 25)), "--threads", str(threads), "--out", str(out),
                    "--no-progress"]
         t0 = time.perf_counter()
@@ -77,7 +103,8 @@ def run_trial(name: str, overrides: list[str], steps: int, root: Path, threads: 
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--only", nargs="*", help="trial names (default: all)")
+    p.add_argument("--group", choices=list(GROUPS), default="recipe", help="the recipe trials or the block sizes")
+    p.add_argument("--only", nargs="*", help="trial names (default: all of the group)")
     p.add_argument("--root", default="runs/sweep")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--data", default=CORPUS_TRAIN, help=f"training text ({CORPUS_TRAIN})")
@@ -91,9 +118,10 @@ def main():
     def load() -> dict:
         return json.loads(results_path.read_text()) if results_path.exists() else {}
 
-    for name in [] if args.summary else args.only or TRIALS:
-        overrides, steps = TRIALS[name]
-        result = run_trial(name, overrides, steps, root, args.threads, args.data, args.val_data)
+    base, trials = GROUPS[args.group]
+    for name in [] if args.summary else args.only or trials:
+        overrides, steps = trials[name]
+        result = run_trial(name, overrides, steps, root, args.threads, args.data, args.val_data, base)
         results = load()            # several sweeps may share the root: merge, do not overwrite
         results[name] = result
         results_path.write_text(json.dumps(results, indent=2))

@@ -72,7 +72,7 @@ class Attention(nn.Module):
         self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=False)
 
     def forward(self, x, cos, sin, mask=None, cache: KVCache | None = None, keep: int = 0):
-        """mask: (L, L_keys) booleans or None (all-to-all, or causal for a causal model)."""
+        """mask: (L, L_keys) booleans or None (all-to-all; causal for a causal model without a cache)."""
         B, L, C = x.shape
         q = self.c_q(x).view(B, L, self.n_head, self.head_dim)
         k = self.c_k(x).view(B, L, self.n_head, self.head_dim)
@@ -81,7 +81,7 @@ class Attention(nn.Module):
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
         if cache is not None:
             k, v = cache.layer(self.index, k, v, keep)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=self.causal and mask is None)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=self.causal and mask is None and cache is None)
         return self.c_proj(y.transpose(1, 2).reshape(B, L, C))
 
 
@@ -152,8 +152,9 @@ class Transformer(nn.Module):
         return self.lm_head(norm(x))
 
     def _mask(self, n_q: int, n_k: int, q_start: int = 0, block: int | None = None) -> torch.Tensor | None:
+        """The attention mask (None: every query sees every key, e.g. one block against its cache)."""
         block = block or self.config.attn_block or (1 if self.config.causal else None)
-        if block is None:
+        if block is None or (q_start // block == (q_start + n_q - 1) // block and n_k <= q_start + n_q):
             return None
         return block_causal_mask(n_q, n_k, block, q_start).to(self.cos.device)
 

@@ -18,11 +18,11 @@ import time
 
 import torch
 
-from .checkpoint import load_checkpoint
+from .checkpoint import BUNDLED_MODELS, load_checkpoint
 from .config import get_preset
 from .diffusion import corrupt, get_schedule, masked_ce_loss, sample_timesteps
 from .model import Transformer
-from .sampling import DEFAULT, SAMPLER_PRESETS, denoise
+from .sampling import DEFAULT, SAMPLER_PRESETS, defaults_for, denoise
 from .serving import compile_model, quantize_int8
 
 # Each remasking strategy at 64 steps on the training schedule without early reveals; PLAIN (random order)
@@ -90,30 +90,52 @@ def forward_flops(model: Transformer, tokens: int) -> float:
     return 2 * matmul_params(model) * tokens + 4 * cfg.n_layer * cfg.n_embd * tokens * tokens
 
 
-def bench_sampling(model, tokenizer, schedule, repeats: int) -> list[dict]:
-    """Each sampler writes 256 characters from an empty prompt. The runs go round-robin (a warm-up
-    round, then `repeats` rounds of every sampler once), so a shared machine's drifts in speed hit
-    every sampler alike and the ratios to `classic` stay fair; each row reports its median."""
-    L = model.config.block_size
-    configs = {name: cfg.replace(gen_len=L) for name, cfg in SAMPLER_RUNS.items()}
-    seconds = {name: [] for name in configs}
-    first = {name: [] for name in configs}
-    nfe = {}
+def round_robin(runs: dict, repeats: int) -> dict[str, dict]:
+    """runs: name -> a function returning a fresh state stream. Every run once per round (a warm-up
+    round, then `repeats` rounds), so a shared machine's drifts in speed hit every run alike and their
+    ratios stay fair. Per run: the median seconds and time to the first state, its last state's work."""
+    seconds, first, last = {n: [] for n in runs}, {n: [] for n in runs}, {}
     for round_ in range(repeats + 1):
-        for name, cfg in configs.items():
+        for name, make in runs.items():
             t0 = time.perf_counter()
-            for s in denoise(model, tokenizer, "", cfg, schedule=schedule):
+            for s in make():
                 if s.step == 0:
                     t_first = time.perf_counter() - t0
             if round_:  # round 0 is the warm-up
                 seconds[name].append(time.perf_counter() - t0)
                 first[name].append(t_first)
-            nfe[name] = s.nfe
-    rows = []
-    for name in configs:
-        sec = statistics.median(seconds[name])
-        rows.append({"sampler": name, "nfe": nfe[name], "seconds": sec, "chars_per_s": L / sec,
-                     "first_state_ms": 1000 * statistics.median(first[name])})
+            last[name] = s
+    return {n: {"nfe": last[n].nfe, "positions": last[n].positions_evaluated, "characters": last[n].generated,
+                "seconds": statistics.median(seconds[n]), "first_state_ms": 1000 * statistics.median(first[n]),
+                "text": last[n].text} for n in runs}
+
+
+def bench_sampling(model, tokenizer, schedule, repeats: int) -> list[dict]:
+    """Each sampler writes 256 characters from an empty prompt (round_robin); each row its median."""
+    L = model.config.block_size
+    runs = {name: (lambda cfg=cfg: denoise(model, tokenizer, "", cfg.replace(gen_len=L), schedule=schedule))
+            for name, cfg in SAMPLER_RUNS.items()}
+    return [{"sampler": name, "nfe": r["nfe"], "seconds": r["seconds"], "chars_per_s": L / r["seconds"],
+             "first_state_ms": r["first_state_ms"]} for name, r in round_robin(runs, repeats).items()]
+
+
+RACE_PROMPT = "Once upon a time, there was a little girl named Lily."
+
+
+def bench_race(repeats: int, characters: int = 200) -> list[dict]:
+    """The bundled models, each at its default settings, write `characters` after the same prompt, in
+    one round-robin: the autoregressive baseline from its KV cache, block diffusion from its block
+    cache, full-sequence diffusion. Wall time as a ratio to the autoregressive model's."""
+    runs, kinds = {}, {}
+    for path in BUNDLED_MODELS:
+        ck = load_checkpoint(path)
+        cfg = defaults_for(ck.model_config).replace(gen_len=characters)
+        runs[path.name] = lambda ck=ck, cfg=cfg: denoise(ck.model, ck.tokenizer, RACE_PROMPT, cfg, schedule=ck.schedule)
+        kinds[path.name] = ck.model_config.kind
+    rows = [{"model": name, "kind": kinds[name], **r} for name, r in round_robin(runs, repeats).items()]
+    ar = next(r["seconds"] for r in rows if r["kind"] == "autoregressive")
+    for r in rows:
+        r["vs_autoregressive"] = r["seconds"] / ar
     return rows
 
 
@@ -200,6 +222,8 @@ def run(checkpoint=None, repeats: int = 3, train_batch: int = 16, sampling: bool
             for row in entry["sampling"]:
                 row["vs_classic"] = row["seconds"] / classic
         result["models"][name] = entry
+    if sampling:
+        result["race"] = bench_race(repeats)
     return result
 
 
@@ -229,6 +253,13 @@ def markdown(r: dict) -> str:
                   "|---|---:|---:|---:|---:|---:|"]
         lines += [f"| {s['sampler']} | {s['nfe']} | {s['seconds']:.2f} | {s['chars_per_s']:.0f} | "
                   f"{s['first_state_ms']:.1f} ms | {s['vs_classic']:.2f} |" for s in e["sampling"]]
+    if "race" in r:
+        lines += ["", "The bundled models at their default settings, 200 characters after the same prompt "
+                      "(round-robin, medians):", "",
+                  "| model | kind | NFE | positions evaluated | seconds | vs autoregressive | first state |",
+                  "|---|---|---:|---:|---:|---:|---:|"]
+        lines += [f"| {x['model']} | {x['kind']} | {x['nfe']} | {x['positions']:,} | {x['seconds']:.2f} | "
+                  f"{x['vs_autoregressive']:.2f} | {x['first_state_ms']:.1f} ms |" for x in r["race"]]
     return "\n".join(lines) + "\n"
 
 

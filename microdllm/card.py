@@ -97,8 +97,8 @@ def _model_table(cfg: dict) -> list[str]:
         f"| layers / heads / width | {m['n_layer']} / {m['n_head']} / {m['n_embd']} |",
         f"| context | {m['block_size']} characters |",
         f"| vocabulary | {len(cfg['vocab'])} characters + 1 mask id |",
-        f"| diffusion | T = {m['timesteps']}, {cfg['diffusion']['schedule']} survival schedule, "
-        f"timestep embedding {'on' if m['time_embedding'] else 'off'} |",
+        *([] if m.get("causal") else [f"| diffusion | T = {m['timesteps']}, {cfg['diffusion']['schedule']} survival "
+                                      f"schedule, timestep embedding {'on' if m['time_embedding'] else 'off'} |"]),
         *(["| alignment | shifted: character i is read from position i - 1 (behind a learned start "
            "vector), as in a left-to-right model |"] if m.get("shift") else []),
     ]
@@ -186,15 +186,21 @@ def _sample(ck, prompt: str, seed: int) -> dict:
 
 
 def describe_checkpoint(directory, val_file, *, title: str, hardware: str = "", windows: int = 256,
-                        timesteps: int = 16, notes: str = "") -> dict:
+                        timesteps: int = 16, notes: str = "", reuse_evaluation: bool = False) -> dict:
     """Evaluate a checkpoint on a validation file, draw three uncurated samples at the default
-    sampler settings, and write its model card. Returns the evaluation metrics."""
+    sampler settings, and write its model card. Returns the evaluation metrics.
+    reuse_evaluation: keep the evaluation config.json already holds (new samples and card only)."""
     from .checkpoint import load_checkpoint
     from .data import validation_windows
     from .evaluate import evaluate
+
     ck = load_checkpoint(directory)
-    val, _ = validation_windows(val_file, ck.tokenizer, windows, ck.model_config.block_size, seed=0)
-    metrics = evaluate(ck.model, val, ck.schedule, ck.tokenizer.mask_id, timesteps_per_window=timesteps)
+    saved = ck.config.get("evaluation") if reuse_evaluation else None
+    if saved:
+        metrics, val_file = {k: v for k, v in saved.items() if k != "data"}, saved.get("data", val_file)
+    else:
+        val, _ = validation_windows(val_file, ck.tokenizer, windows, ck.model_config.block_size, seed=0)
+        metrics = evaluate(ck.model, val, ck.schedule, ck.tokenizer.mask_id, timesteps_per_window=timesteps)
     samples = [_sample(ck, prompt, seed) for seed, prompt in enumerate(SAMPLE_PROMPTS)]
     evaluation = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
     evaluation["data"] = Path(val_file).name

@@ -294,6 +294,8 @@ def _add_card(sub):
     p.add_argument("--title", default="micro-dLLM")
     p.add_argument("--hardware", default="")
     p.add_argument("--notes", default="")
+    p.add_argument("--reuse-evaluation", action="store_true",
+                   help="keep the evaluation already in config.json: new samples and card only")
     p.set_defaults(func=cmd_card)
 
 
@@ -301,7 +303,8 @@ def cmd_card(args):
     from .card import describe_checkpoint
     from .evaluate import headline_metric
 
-    m = describe_checkpoint(args.checkpoint, args.data, title=args.title, hardware=args.hardware, notes=args.notes)
+    m = describe_checkpoint(args.checkpoint, args.data, title=args.title, hardware=args.hardware, notes=args.notes,
+                            reuse_evaluation=args.reuse_evaluation)
     key, value = headline_metric(m)
     print(f"wrote {Path(args.checkpoint) / 'README.md'} ({key} {value:.4f})")
 

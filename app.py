@@ -37,8 +37,16 @@ from microdllm.checkpoint import BUNDLED_AR_DIR, BUNDLED_MODELS, read_config
 from microdllm.config import ModelConfig
 from microdllm.diffusion import SCHEDULES, corrupt
 from microdllm.inputs import prepare_prompt, sampler_config
-from microdllm.sampling import (DEFAULT, MAX_POLISH, MAX_STEPS, REMASKING_CHOICES, SamplingError, defaults_for, denoise,
-                                left_to_right)
+from microdllm.sampling import (
+    DEFAULT,
+    MAX_POLISH,
+    MAX_STEPS,
+    REMASKING_CHOICES,
+    SamplingError,
+    defaults_for,
+    denoise,
+    left_to_right,
+)
 from microdllm.serving import ModelStore, default_threads, one_line, race
 
 log = logging.getLogger("microdllm.app")

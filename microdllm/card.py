@@ -14,7 +14,6 @@ from .checkpoint import CheckpointError, read_config
 from .config import ModelConfig
 from .evaluate import METRIC_LABELS, headline_metric
 
-
 KIND_INTROS = {
     "diffusion": "A character-level **masked-diffusion language model** (MDLM / LLaDA recipe, shrunk), trained with "
                  "micro-dLLM. It writes by starting from a fully masked sequence and un-masking characters, "

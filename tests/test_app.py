@@ -14,8 +14,8 @@ import torch
 
 import app
 from microdllm import render, serving
-from microdllm.checkpoint import BUNDLED_DIFFUSION_DIR
 from microdllm.card import model_summary
+from microdllm.checkpoint import BUNDLED_DIFFUSION_DIR
 from microdllm.diffusion import SCHEDULES
 from microdllm.inputs import sampler_config
 from microdllm.sampling import DEFAULT, DenoiseState

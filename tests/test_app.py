@@ -326,3 +326,40 @@ def test_model_panel_figures_are_committed():
     assert [p.name for p, _, _ in app.FIGURES] == ["diffusion_vs_ar.png", "muon_vs_adamw.png", "samplers.png",
                                                   "polish.png"]
     assert all(p.is_file() and p.stat().st_size > 10_000 for p, _, _ in app.FIGURES)
+
+
+def test_the_bundled_models_are_offered_with_what_they_are():
+    choices = app.model_choices()
+    labels = [label for label, _ in choices]
+    assert len(choices) == 3 and "the default" in labels[0] and labels[0].startswith("Block diffusion, blocks of")
+    assert any(label.startswith("Full-sequence diffusion") for label in labels)
+    assert any(label.startswith("Autoregressive") for label in labels)
+
+
+@pytest.mark.parametrize("index, kind", [(0, "block diffusion"), (1, "diffusion"), (2, "autoregressive")])
+def test_choosing_a_model_sets_its_defaults_and_says_what_it_is(notes, index, kind):
+    source = app.model_choices()[index][1]
+    key, summary, _notice, *knobs = app.load_model(source, 200)
+    updates = dict(zip(app.CONTROLS_FOR_MODEL, knobs))
+    ck = serving.ModelStore().load(source)[1]
+    assert ck.model.config.kind == kind and "| Kind |" in summary
+    assert updates["steps"]["value"] == app.defaults_for(ck.model.config).steps
+    if kind == "block diffusion":
+        assert updates["block_len"]["label"] == "Block size" and "cannot fill in blanks" in updates["model_note"]
+    # the run it starts writes with that model, at those settings
+    *_, (canvas, _, status, final, trace) = run(PROMPT, model_key=key, steps=updates["steps"]["value"])
+    assert status.startswith("**Done.**") and final.startswith(PROMPT) and trace[-1].done
+    assert ("mdl-bstart" in canvas) == (kind == "block diffusion")
+
+
+def test_infilling_with_a_block_model_is_a_clear_message(notes):
+    *_, (canvas, chart, status, final, trace) = run("a ___ b", mode="infill", model_key="")
+    assert status.startswith("⚠️") and "cannot fill in blanks" in status
+
+
+def test_compare_reports_the_cost_of_each_side(notes):
+    outputs = list(app.compare(PROMPT, gen_len=24, delay_ms=0, model_key=""))
+    diff_status, ar_status = outputs[-1][1], outputs[-1][3]
+    assert diff_status.startswith("**Block diffusion: block by block** · **done**")
+    for line in (diff_status, ar_status):
+        assert "model evaluations" in line and "positions evaluated" in line and "MFLOP" in line

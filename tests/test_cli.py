@@ -118,3 +118,18 @@ def test_every_train_flag_spelling_reaches_the_config():
         eval_timesteps=6, save_interval=8, seed=9, device="cpu", threads=2, compile=True, progress=False)
     # only what was typed reaches cmd_train (a resumed run keeps its saved recipe)
     assert set(vars(build_parser().parse_args(["train", "--progress"]))) == {"func", "command", "progress"}
+
+
+@pytest.mark.parametrize("checkpoint, kind", [("checkpoints/tinystories-tiny-ar", "autoregressive"),
+                                              ("checkpoints/tinystories-tiny-block4", "block diffusion")])
+def test_generate_writes_with_every_kind_of_bundled_model(checkpoint, kind):
+    res = run("generate", "--checkpoint", checkpoint, "--prompt", "Once upon a time", "--gen-len", "24", "--json")
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["text"].startswith("Once upon a time") and len(out["text"]) == 16 + 24 and "_" not in out["text"]
+    if kind == "autoregressive":   # left to right: one model evaluation per character
+        assert out["nfe"] == out["steps"] == 24
+    else:                          # block by block: its defaults, at most B steps a block
+        assert out["settings"]["remasking"] == "low_confidence" and out["steps"] <= 24
+    res = run("generate", "--checkpoint", checkpoint, "--infill", "--prompt", "a ___ b")
+    assert res.returncode == 2 and "cannot fill in blanks" in res.stderr and "Traceback" not in res.stderr

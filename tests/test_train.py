@@ -112,18 +112,35 @@ def test_diffusion_model_adapted_from_the_autoregressive_baseline(corpus, tmp_pa
         train(config(corpus, tmp_path / "bad", init_from=str(tmp_path / "nothing")))
 
 
-def test_two_process_ddp_on_cpu(corpus, tmp_path):
+@pytest.mark.parametrize("extra", [[], ["--attn-block", "4", "--shift", "--no-time-embedding"]])
+def test_two_process_ddp_on_cpu(corpus, tmp_path, extra):
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "microdllm", "train", "--data", str(corpus), "--preset", "test", "--batch-size", "4",
            "--max-iters", "3", "--eval-interval", "3", "--save-interval", "3", "--eval-windows", "4",
-           "--eval-timesteps", "2", "--out", str(out), "--no-progress", "--threads", "1"]
+           "--eval-timesteps", "2", "--out", str(out), "--no-progress", "--threads", "1", *extra]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
     assert res.returncode == 0, res.stderr[-3000:]
     meta = json.loads((out / "config.json").read_text())["training"]
     assert meta["world_size"] == 2 and meta["step"] == 3
     assert meta["tokens"] == 3 * 4 * 64 * 2
+
+
+def test_block_diffusion_from_an_autoregressive_model_resumes_exactly(corpus, tmp_path):
+    train(config(corpus, tmp_path / "ar", causal=True, time_embedding=False, optimizer="muon"))
+    block = dict(init_from=str(tmp_path / "ar"), attn_block=4, shift=True, time_embedding=False, schedule="linear",
+                 mask_range=[0.3, 0.8], optimizer="muon")
+    full = train(config(corpus, tmp_path / "full", **block))
+    train(config(corpus, tmp_path / "half", **block, max_iters=3))
+    train(config(corpus, tmp_path / "half", **block), resume=str(tmp_path / "half"))
+    a, b = weights(tmp_path / "full"), weights(tmp_path / "half")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    ck = load_checkpoint(tmp_path / "full")
+    assert ck.model_config.kind == "block diffusion" and ck.model_config.attn_block == 4
+    assert full.history[-1]["val"]["block"] == 4 and 0 < full.history[-1]["val"]["nelbo_bpc"] < 10
+    with pytest.raises(ValueError, match="mask-range"):
+        train(config(corpus, tmp_path / "bad", **{**block, "mask_range": [0.9, 0.1]}))
 
 
 def test_resume_refuses_mismatched_or_damaged_state(corpus, tmp_path):

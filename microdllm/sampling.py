@@ -48,7 +48,7 @@ from typing import Iterator
 
 import torch
 
-from .diffusion import SCHEDULES, CosineSchedule, Schedule, get_schedule
+from .diffusion import SCHEDULES, CosineSchedule, Schedule, always_predicted, get_schedule
 from .model import KVCache
 from .remasking import REMASKING_CHOICES, SCORED, choose_reveal, lowest, propose, spread_out
 from .tokenizer import MASK_GLYPH, CharTokenizer
@@ -271,6 +271,9 @@ class _Canvas:
             return self._block_logits(x)
         self.work += len(self.x) * (1 + (clean is not None and self.cache is not None))
         if self.cache is not None and clean is not None:   # each block seeing the clean draft behind it
+            # a character the next block reads as its first input is never masked there in training
+            always = always_predicted(len(self.x), self.attn_block, mcfg.shift)
+            x = torch.where(always, clean, self.x)[None].to(self.device)
             return self.model.forward_pair(x, clean[None].to(self.device), self.attn_block)[0].float().cpu()
         if self.attn_block:
             return self.model(x, block=self.attn_block)[0].float().cpu()

@@ -10,6 +10,11 @@ Environment
     MICRODLLM_THREADS      torch threads per process (default: cores / concurrent generations, 1 to 4)
     MICRODLLM_INT8         1 = int8 weights for the Linear layers (CPU; see docs/performance.md)
     MICRODLLM_COMPILE      1 = model evaluations through torch.compile (faster; each model loads seconds slower)
+    MICRODLLM_PUBLIC       1 = a public app: visitors load only the bundled models and Hub repo ids
+                           (default: 1 when SPACE_ID is set, as on every Hugging Face Space; else 0)
+    MICRODLLM_MAX_PARAMETERS / _LAYERS / _WIDTH / _CONTEXT / _FILE_MB   the largest checkpoint the app
+                           loads (50000000 / 12 / 1024 / 1024 / 250), checked before anything is allocated
+    MICRODLLM_QUEUE_SIZE   runs that may wait in the queue (32); beyond, a visitor is told the app is busy
     GRADIO_SERVER_NAME / GRADIO_SERVER_PORT   where to serve (127.0.0.1:7860)
 
 Layout of this file: the event handlers (plain functions and generators), then one builder per tab
@@ -47,7 +52,7 @@ from microdllm.sampling import (
     denoise,
     left_to_right,
 )
-from microdllm.serving import ModelStore, default_threads, one_line, race
+from microdllm.serving import ModelStore, default_threads, load_limits, one_line, public_mode, race
 
 log = logging.getLogger("microdllm.app")
 
@@ -55,6 +60,9 @@ CONCURRENCY = 2          # generations at once: a free Space has 2 vCPUs
 HUB_TIMEOUT = float(os.environ.get("MICRODLLM_HUB_TIMEOUT", "5"))
 INT8 = os.environ.get("MICRODLLM_INT8", "").lower() in ("1", "true", "yes")
 COMPILE = os.environ.get("MICRODLLM_COMPILE", "").lower() in ("1", "true", "yes")
+PUBLIC = public_mode()   # MICRODLLM_PUBLIC, default on when SPACE_ID is set (a Hugging Face Space)
+LIMITS = load_limits()   # MICRODLLM_MAX_PARAMETERS / _LAYERS / _WIDTH / _CONTEXT / _FILE_MB
+QUEUE_SIZE = int(os.environ.get("MICRODLLM_QUEUE_SIZE") or 32)   # runs waiting beyond the two running
 MAX_TRACE = MAX_STEPS + MAX_POLISH + 2
 EXPORT_FRAMES = 80       # at most this many frames in an exported GIF / MP4
 DOCS = Path(__file__).resolve().parent / "docs"
@@ -101,7 +109,7 @@ character-level model trained on TinyStories ([MDLM](https://arxiv.org/abs/2406.
 
 
 # Loaded once, shared by all sessions; each session remembers which model it uses (a key).
-STORE = ModelStore(timeout=HUB_TIMEOUT, int8=INT8, compile=COMPILE)
+STORE = ModelStore(timeout=HUB_TIMEOUT, int8=INT8, compile=COMPILE, public=PUBLIC, limits=LIMITS)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -269,7 +277,7 @@ def compare(prompt, gen_len=DEFAULT.gen_len, temperature=DEFAULT.temperature, se
     keep = gr.skip()
     try:
         _, ck, _ = STORE.load(model_key)
-        _, ar, notice = STORE.load(AR_SOURCE)
+        _, ar, notice = STORE.load(AR_SOURCE, trusted=True)   # the operator's choice, not a visitor's
         if notice or not ar.model.config.causal:
             warn(f"No autoregressive baseline at {AR_SOURCE}: set MICRODLLM_AR_CHECKPOINT to a causal checkpoint.")
             return
@@ -544,8 +552,9 @@ def _model_tab(demo, ck, model_key, notice_box, selector, knobs: list) -> None:
     with gr.Tab("Model", id="model"):
         summary = gr.Markdown(card.model_summary(ck), elem_id="mdl-card")
         with gr.Row():
-            source = gr.Textbox(label="Load another checkpoint", scale=4,
-                                placeholder="Hub repo id (owner/name) or a local directory; empty = bundled")
+            source = gr.Textbox(label="Load another checkpoint", scale=4, max_length=300,
+                                placeholder="Hub repo id (owner/name)" + ("" if STORE.public else " or a local directory")
+                                            + "; empty = bundled")
             load_btn = gr.Button("Load", scale=1)
         for path, label, caption in FIGURES:
             if path.is_file():
@@ -564,7 +573,7 @@ def build_demo(checkpoint_source: str | None = None) -> gr.Blocks:
     """The app. checkpoint_source: a local directory or Hub repo id (None: $MICRODLLM_CHECKPOINT, else bundled)."""
     if checkpoint_source is None:
         checkpoint_source = os.environ.get("MICRODLLM_CHECKPOINT", "")
-    key, ck, notice = STORE.load(checkpoint_source)
+    key, ck, notice = STORE.load(checkpoint_source, trusted=True)   # the operator's choice, not a visitor's
     STORE.default_key, STORE.startup_notice = key, notice
     with gr.Blocks(title="micro-dLLM: watch a diffusion LM write", delete_cache=(3600, 3600)) as demo:
         model_key = gr.State(key)   # the session's model, and its last run's states (for export)
@@ -576,7 +585,10 @@ def build_demo(checkpoint_source: str | None = None) -> gr.Blocks:
             knobs = {**controls, "fwd_t": _forward_tab(ck, model_key), "model_note": note}
             _compare_tab(ck, model_key)
             _model_tab(demo, ck, model_key, notice_box, selector, [knobs[name] for name in CONTROLS_FOR_MODEL])
-    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=32)
+    # A full queue refuses new runs at once: the browser shows "This application is currently busy.
+    # Please try again.", gradio_client raises QueueError. A stopped run or a closed tab frees its slot
+    # after the frame in progress (Gradio closes the generator; generate closes the sampler in `finally`).
+    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
     return demo
 
 

@@ -2,16 +2,24 @@
 
 Loadable from a local directory or a Hugging Face Hub repo id. Weights are only ever read
 with safetensors; nothing is unpickled.
+
+Loading checks before it allocates: the declared architecture against `LoadLimits` (when given),
+the weights file's size, and the safetensors header's names, dtypes and shapes against the
+parameters the config implies (`expected_shapes`, arithmetic on the config); only then is the
+model built and filled, one tensor at a time. A Hub repo is size-checked from the Hub's file
+metadata (or, offline, from the cached files) before anything is downloaded.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from .atomic import atomic_write
@@ -30,10 +38,84 @@ BUNDLED_DIR = CHECKPOINTS_DIR / "tinystories-tiny-block4"      # the default: bl
 BUNDLED_DIFFUSION_DIR = CHECKPOINTS_DIR / "tinystories-tiny"   # full-sequence diffusion (can fill in blanks)
 BUNDLED_AR_DIR = CHECKPOINTS_DIR / "tinystories-tiny-ar"       # the autoregressive baseline
 BUNDLED_MODELS = (BUNDLED_DIR, BUNDLED_DIFFUSION_DIR, BUNDLED_AR_DIR)   # offered by the app, the default first
+MAX_CONFIG_BYTES = 1_000_000     # a config.json is a few KB (architecture, vocabulary, training metadata)
+MAX_HEADER_BYTES = 1_000_000     # a safetensors header: ~100 bytes a tensor, 6 tensors a layer
+WEIGHT_DTYPES = ("F32", "F16", "BF16")
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint is missing, unreadable or does not match its config."""
+
+
+@dataclass(frozen=True)
+class LoadLimits:
+    """The largest checkpoint a loader accepts; checked before anything is allocated.
+
+    The defaults fit a free CPU Space (2 vCPUs, 16 GB): the bundled models are ~3.2 M parameters
+    (4 layers, 256 wide, context 256, 13 MB), the original `micro` network 10.7 M (6 layers, 384).
+    """
+    max_parameters: int = 50_000_000
+    max_layers: int = 12
+    max_width: int = 1024          # n_embd
+    max_context: int = 1024        # block_size, in characters
+    max_file_bytes: int = 250_000_000   # model.safetensors on disk or on the Hub
+
+    def check(self, cfg: ModelConfig, where: str = "config.json") -> None:
+        """Raise a one-line CheckpointError naming the first limit the declared architecture exceeds."""
+        for value, limit, what in ((cfg.n_layer, self.max_layers, "{:,} layers"),
+                                   (cfg.n_embd, self.max_width, "a width of {:,}"),
+                                   (cfg.block_size, self.max_context, "a context of {:,} characters")):
+            if value > limit:
+                raise CheckpointError(f"{where}: declares {what.format(value)}; this loader accepts at most "
+                                      f"{what.format(limit)}")
+        n = count_parameters(cfg)
+        if n > self.max_parameters:
+            raise CheckpointError(f"{where}: declares {n:,} parameters; this loader accepts at most "
+                                  f"{self.max_parameters:,}")
+
+    def check_file_size(self, size: int, where: str) -> None:
+        if size > self.max_file_bytes:
+            raise CheckpointError(f"{where}: {_mb(size)}; this loader accepts files up to {_mb(self.max_file_bytes)}")
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:,.1f} MB"
+
+
+def count_parameters(cfg: ModelConfig) -> int:
+    """The parameter count `Transformer(cfg)` would have, by arithmetic (nothing is allocated)."""
+    d = cfg.n_embd
+    return (2 * cfg.vocab_size * d                      # token embedding + LM head
+            + ((cfg.timesteps + 1) * d if cfg.time_embedding else 0)
+            + (d if cfg.shift else 0)
+            + cfg.n_layer * 12 * d * d)                  # q, k, v, proj (4 d^2) + MLP (8 d^2)
+
+
+def count_tensors(cfg: ModelConfig) -> int:
+    """How many tensors `Transformer(cfg).state_dict()` holds."""
+    return 2 + bool(cfg.time_embedding) + bool(cfg.shift) + 6 * cfg.n_layer
+
+
+def expected_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """Name -> shape of every tensor in `Transformer(cfg).state_dict()` (mirrors model.py; nothing allocated)."""
+    d, v = cfg.n_embd, cfg.vocab_size
+    shapes: dict[str, tuple[int, ...]] = {"token_emb.weight": (v, d)}
+    if cfg.time_embedding:
+        shapes["timestep_emb.weight"] = (cfg.timesteps + 1, d)
+    if cfg.shift:
+        shapes["start"] = (d,)
+    for i in range(cfg.n_layer):
+        for name in ("c_q", "c_k", "c_v", "c_proj"):
+            shapes[f"blocks.{i}.attn.{name}.weight"] = (d, d)
+        shapes[f"blocks.{i}.mlp.c_fc.weight"] = (4 * d, d)
+        shapes[f"blocks.{i}.mlp.c_proj.weight"] = (d, 4 * d)
+    shapes["lm_head.weight"] = (v, d)
+    return shapes
+
+
+def _check_cancel(cancel: threading.Event | None, where: str) -> None:
+    if cancel is not None and cancel.is_set():
+        raise CheckpointError(f"{where}: loading was cancelled (it took too long)")
 
 
 @dataclass
@@ -81,17 +163,42 @@ def save_checkpoint(out_dir, model: Transformer, tokenizer: CharTokenizer, sched
     return out
 
 
-def read_config(directory) -> dict:
+def read_config(directory, where: str | None = None) -> dict:
+    """config.json of a checkpoint directory; `where` names it in errors (default: its path)."""
     path = Path(directory) / CONFIG_NAME
+    name = f"{where}/{CONFIG_NAME}" if where else str(path)
     if not path.is_file():
-        raise CheckpointError(f"{path}: missing (a checkpoint needs {CONFIG_NAME} and {WEIGHTS_NAME})")
+        raise CheckpointError(f"{name}: missing (a checkpoint needs {CONFIG_NAME} and {WEIGHTS_NAME})")
+    size = path.stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        raise CheckpointError(f"{name}: {_mb(size)}; a config is at most {_mb(MAX_CONFIG_BYTES)}")
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{path}: not valid JSON ({e})") from e
-    if not isinstance(config, dict) or "model" not in config or "vocab" not in config:
-        raise CheckpointError(f"{path}: not a micro-dLLM config (needs 'model' and 'vocab')")
+        raise CheckpointError(f"{name}: not valid JSON ({e})") from e
+    if not isinstance(config, dict) or not isinstance(config.get("model"), dict) or "vocab" not in config:
+        raise CheckpointError(f"{name}: not a micro-dLLM config (needs 'model' and 'vocab')")
     return config
+
+
+def parse_config(config: dict, where: str) -> tuple[ModelConfig, CharTokenizer, Schedule]:
+    """The architecture, tokenizer and schedule a config declares; every size must be a positive int."""
+    model = config["model"]
+    for key in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "timesteps", "attn_block"):
+        value = model.get(key)
+        if value is not None and (type(value) is not int):
+            raise CheckpointError(f"{where}: invalid config: model.{key} must be an integer, got {value!r:.40}")
+    try:
+        model_config = ModelConfig.from_dict(model)
+        tokenizer = CharTokenizer(config["vocab"])
+        schedule = get_schedule(config.get("diffusion", {}).get("schedule", "cosine"))
+    except (TypeError, ValueError, AttributeError, KeyError) as e:
+        raise CheckpointError(f"{where}: invalid config: {e}") from e
+    if tokenizer.vocab_size != model_config.vocab_size:
+        raise CheckpointError(
+            f"{where}: vocabulary has {tokenizer.vocab_size} ids "
+            f"(with the mask) but the model expects vocab_size={model_config.vocab_size}")
+    return model_config, tokenizer, schedule
 
 
 def load_weights(path: Path) -> dict[str, torch.Tensor]:
@@ -103,81 +210,201 @@ def load_weights(path: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path}: cannot be read as safetensors (truncated or corrupt?): {e}") from e
 
 
-def load_local(directory, source: str | None = None, device: str | torch.device = "cpu") -> Checkpoint:
-    directory = Path(directory)
-    config = read_config(directory)
+def check_weights_header(path: Path, cfg: ModelConfig, where: str,
+                         limits: LoadLimits | None = None) -> None:
+    """Compare the safetensors header of `path` with the tensors `cfg` implies, reading the header only.
+
+    Raises a one-line CheckpointError on a file over the size limit, a header that is not
+    safetensors, or names, dtypes or shapes that disagree with the config.
+    """
+    if not path.is_file():
+        raise CheckpointError(f"{where}: missing")
+    size = path.stat().st_size
+    if limits is not None:
+        limits.check_file_size(size, where)
     try:
-        model_config = ModelConfig.from_dict(config["model"])
-        tokenizer = CharTokenizer(config["vocab"])
-        schedule = get_schedule(config.get("diffusion", {}).get("schedule", "cosine"))
-    except (TypeError, ValueError) as e:
-        raise CheckpointError(f"{directory / CONFIG_NAME}: invalid config: {e}") from e
-    if tokenizer.vocab_size != model_config.vocab_size:
-        raise CheckpointError(
-            f"{directory / CONFIG_NAME}: vocabulary has {tokenizer.vocab_size} ids "
-            f"(with the mask) but the model expects vocab_size={model_config.vocab_size}")
-    weights_path = directory / WEIGHTS_NAME
-    state = load_weights(weights_path)
-    model = Transformer(model_config)
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
+        with open(path, "rb") as f:
+            head = f.read(8)
+        header_len = int.from_bytes(head, "little") if len(head) == 8 else -1
+        if not 0 < header_len <= min(MAX_HEADER_BYTES, size - 8):
+            raise CheckpointError(f"{where}: cannot be read as safetensors (truncated or corrupt?): "
+                                  f"header of {header_len} bytes in a file of {size}")
+        with safe_open(str(path), framework="pt") as f:   # parses the header; tensors stay on disk
+            found = {name: (tuple(f.get_slice(name).get_shape()), f.get_slice(name).get_dtype()) for name in f.keys()}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{where}: cannot be read as safetensors (truncated or corrupt?): "
+                              f"{one_line_error(e)}") from e
+    if len(found) != count_tensors(cfg):
+        raise CheckpointError(f"{where}: holds {len(found)} tensors, config.json implies {count_tensors(cfg)} "
+                              f"({cfg.n_layer} layers)")
+    expected = expected_shapes(cfg)
+    missing, unexpected = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
     if missing or unexpected:
-        raise CheckpointError(f"{weights_path}: parameters do not match config.json "
+        raise CheckpointError(f"{where}: parameters do not match config.json "
                               f"(missing {missing[:4]}, unexpected {unexpected[:4]})")
-    for name, tensor in state.items():
-        if tensor.shape != expected[name].shape:
-            raise CheckpointError(f"{weights_path}: {name} has shape {tuple(tensor.shape)}, "
-                                  f"config.json implies {tuple(expected[name].shape)}")
-    model.load_state_dict(state)
+    for name, (shape, dtype) in found.items():
+        if shape != expected[name]:
+            raise CheckpointError(f"{where}: {name} has shape {shape}, config.json implies {expected[name]}")
+        if dtype not in WEIGHT_DTYPES:
+            raise CheckpointError(f"{where}: {name} is {dtype}; weights must be one of {', '.join(WEIGHT_DTYPES)}")
+
+
+def one_line_error(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
+
+
+def load_local(directory, source: str | None = None, device: str | torch.device = "cpu", *,
+               limits: LoadLimits | None = None, where: str | None = None,
+               cancel: threading.Event | None = None) -> Checkpoint:
+    """Load a checkpoint directory. Everything is checked before the model is allocated: the config
+    (and, with `limits`, its size), the weights file's size and its safetensors header.
+
+    where: how errors name the directory (default: its path; a Hub repo passes hf://owner/name, so
+    no server path shows). cancel: once set, the load stops at its next step and raises.
+    """
+    directory = Path(directory)
+    label = where or str(directory)
+    config_name, weights_name = f"{label}/{CONFIG_NAME}", f"{label}/{WEIGHTS_NAME}"
+    config = read_config(directory, where)
+    model_config, tokenizer, schedule = parse_config(config, config_name)
+    if limits is not None:
+        limits.check(model_config, config_name)
+    weights_path = directory / WEIGHTS_NAME
+    check_weights_header(weights_path, model_config, weights_name, limits)
+    _check_cancel(cancel, label)
+    model = Transformer(model_config)      # the first allocation: the header matches a config within limits
+    params = model.state_dict()
+    try:
+        with torch.no_grad(), safe_open(str(weights_path), framework="pt", device="cpu") as f:
+            for name in f.keys():          # one tensor at a time: peak memory is the model + its largest tensor
+                params[name].copy_(f.get_tensor(name))
+                _check_cancel(cancel, label)
+    except CheckpointError:
+        raise
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"{weights_name}: cannot be read as safetensors (truncated or corrupt?): "
+                              f"{one_line_error(e)}") from e
     model.to(device).eval()
     return Checkpoint(model, tokenizer, schedule, config, source or str(directory), directory,
                       metadata=config.get("training", {}))
 
 
+_REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}")
+
+
 def looks_like_repo_id(source: str) -> bool:
-    parts = str(source).split("/")
-    return len(parts) == 2 and all(parts) and not str(source).startswith((".", "/", "~"))
+    """owner/name as the Hub spells repo ids (letters, digits, - _ .; no '--' or '..'; not ending in .git)."""
+    s = str(source)
+    return bool(_REPO_ID.fullmatch(s)) and "--" not in s and ".." not in s and not s.endswith((".git", "."))
 
 
-def resolve(source: str | os.PathLike | None, *, timeout: float = 10.0) -> tuple[Path, str]:
-    """Turn a local directory or a Hub repo id into a local directory. Returns (path, description)."""
+def resolve(source: str | os.PathLike | None, *, timeout: float = 10.0, limits: LoadLimits | None = None,
+            local: bool = True, cancel: threading.Event | None = None) -> tuple[Path, str]:
+    """Turn a local directory or a Hub repo id into a local directory. Returns (path, description).
+
+    local=False: never look at the local file system; `source` must be a Hub repo id.
+    """
     if source is None or str(source) == "":
         return BUNDLED_DIR, "bundled"
-    path = Path(source).expanduser()
-    if path.is_dir():
-        return path, str(source)
-    if path.exists():
-        raise CheckpointError(f"{path}: a checkpoint is a directory holding {CONFIG_NAME} and {WEIGHTS_NAME}")
+    if local:
+        path = Path(source).expanduser()
+        if path.is_dir():
+            return path, str(source)
+        if path.exists():
+            raise CheckpointError(f"{path}: a checkpoint is a directory holding {CONFIG_NAME} and {WEIGHTS_NAME}")
     if not looks_like_repo_id(str(source)):
-        raise CheckpointError(f"{source}: no such directory, and not a Hub repo id (owner/name)")
-    return download(str(source), timeout=timeout), f"hf://{source}"
+        if local:
+            raise CheckpointError(f"{source}: no such directory, and not a Hub repo id (owner/name)")
+        raise CheckpointError(f"{str(source)[:100]}: not a Hub repo id (owner/name)")
+    return download(str(source), timeout=timeout, limits=limits, cancel=cancel), f"hf://{source}"
 
 
-def download(repo_id: str, revision: str | None = None, timeout: float = 10.0) -> Path:
-    """Fetch config.json + model.safetensors from the Hub (or its local cache when offline)."""
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+def _hub_reason(e: BaseException) -> str:
+    """A Hub error as one line that names no local path: the HTTP error's first line, else its kind."""
+    from huggingface_hub.errors import HfHubHTTPError
 
+    if isinstance(e, HfHubHTTPError):
+        return one_line_error(e)
+    return getattr(e, "strerror", None) or type(e).__name__
+
+
+def _cancellable_bar(cancel: threading.Event | None, where: str):
+    """huggingface_hub's progress bar, stopping the download at the next chunk once `cancel` is set
+    (its `tqdm_class` hook: the only one the download loop offers)."""
+    if cancel is None:
+        return None
+    from huggingface_hub.utils import tqdm as hub_tqdm
+
+    class CancellableBar(hub_tqdm):
+        def update(self, n=1):
+            _check_cancel(cancel, where)
+            return super().update(n)
+
+    return CancellableBar
+
+
+def download(repo_id: str, revision: str | None = None, timeout: float = 10.0, limits: LoadLimits | None = None,
+             cancel: threading.Event | None = None) -> Path:
+    """Fetch config.json + model.safetensors from the Hub (or its local cache when offline).
+
+    Before anything is downloaded, both files are size-checked from the Hub's file metadata (a
+    HEAD request each, `timeout` seconds; offline: the cached files' sizes on disk), and the config
+    is read and checked against `limits` before the weights are fetched. Once `cancel` is set, the
+    load stops before its next request, or within one chunk of the weights' download. Errors name
+    hf://repo_id, never a local path.
+    """
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RemoteEntryNotFoundError
+
+    where = f"hf://{repo_id}"
+    caps = {CONFIG_NAME: MAX_CONFIG_BYTES,
+            WEIGHTS_NAME: limits.max_file_bytes if limits is not None else None}
+    name = CONFIG_NAME
     try:
-        local = snapshot_download(repo_id, revision=revision, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, "*.md", "*.png"],
-                                  etag_timeout=timeout)
+        _check_cancel(cancel, where)
+        for name in (CONFIG_NAME, WEIGHTS_NAME):
+            info = hf_hub_download(repo_id, name, revision=revision, etag_timeout=timeout, dry_run=True)
+            revision = revision or info.commit_hash          # both files from one commit
+            cap = caps[name]
+            if cap is not None and info.file_size is not None and info.file_size > cap:
+                raise CheckpointError(f"{where}/{name}: {_mb(info.file_size)}; this loader accepts files up to "
+                                      f"{_mb(cap)}")
+        name = CONFIG_NAME
+        _check_cancel(cancel, where)
+        local = Path(hf_hub_download(repo_id, CONFIG_NAME, revision=revision, etag_timeout=timeout)).parent
+        config = read_config(local, where)       # the architecture is checked before the weights are fetched
+        model_config, _, _ = parse_config(config, f"{where}/{CONFIG_NAME}")
+        if limits is not None:
+            limits.check(model_config, f"{where}/{CONFIG_NAME}")
+        _check_cancel(cancel, where)
+        name = WEIGHTS_NAME
+        weights = Path(hf_hub_download(repo_id, WEIGHTS_NAME, revision=revision, etag_timeout=timeout,
+                                       tqdm_class=_cancellable_bar(cancel, where)))
     except LocalEntryNotFoundError as e:
-        raise CheckpointError(f"hf://{repo_id}: not in the local cache and the Hub cannot be reached ({type(e).__name__})") from e
+        raise CheckpointError(f"{where}: not in the local cache and the Hub cannot be reached ({type(e).__name__})") from e
+    except RemoteEntryNotFoundError as e:
+        raise CheckpointError(f"{where}: the repo has no {name}") from e
     except (HfHubHTTPError, OSError, ValueError) as e:
-        raise CheckpointError(f"hf://{repo_id}: cannot be fetched from the Hub: {str(e).splitlines()[0]}") from e
-    local = Path(local)
-    for name in (CONFIG_NAME, WEIGHTS_NAME):
-        if not (local / name).is_file():
-            raise CheckpointError(f"hf://{repo_id}: the repo has no {name}")
+        raise CheckpointError(f"{where}: cannot be fetched from the Hub: {_hub_reason(e)}") from e
+    if weights.parent != local:
+        raise CheckpointError(f"{where}: {CONFIG_NAME} and {WEIGHTS_NAME} resolved to different snapshots")
     return local
 
 
 def load_checkpoint(source: str | os.PathLike | None = None, device: str | torch.device = "cpu",
-                    timeout: float = 10.0) -> Checkpoint:
-    """Load a checkpoint by local path or Hub repo id (None: the bundled model)."""
-    path, description = resolve(source, timeout=timeout)
-    return load_local(path, source=description, device=device)
+                    timeout: float = 10.0, *, limits: LoadLimits | None = None, local: bool = True,
+                    cancel: threading.Event | None = None) -> Checkpoint:
+    """Load a checkpoint by local path or Hub repo id (None: the bundled model).
+
+    limits: refuse (before allocating anything) an architecture or file larger than these; None:
+    no size limits, but the header is still checked against the config before allocation.
+    local=False: only Hub repo ids (and None, the bundled model); the local file system is not consulted.
+    cancel: a threading.Event; once set, the load stops at its next step with a CheckpointError.
+    """
+    path, description = resolve(source, timeout=timeout, limits=limits, local=local, cancel=cancel)
+    where = description if description.startswith("hf://") else None
+    return load_local(path, source=description, device=device, limits=limits, where=where, cancel=cancel)
 
 
 def push_to_hub(directory, repo_id: str, token: str | None = None, private: bool = False,

@@ -1,5 +1,6 @@
-"""Serving checkpoints on small CPU machines: loading them once (with a Hub that may not answer),
-threads, compiled evaluations, int8 Linear weights, and streams raced side by side.
+"""Serving checkpoints on small CPU machines: loading them once (with a Hub that may not answer,
+and visitors who may ask for anything), threads, compiled evaluations, int8 Linear weights, and
+streams raced side by side.
 
 Sampling already runs under `torch.inference_mode()` (see `sampling.py`); these are the knobs
 left to whoever serves the model, measured in docs/performance.md. Used by the app and the CLI
@@ -20,9 +21,53 @@ from concurrent.futures import TimeoutError as FutureTimeout
 import torch
 import torch.nn as nn
 
-from .checkpoint import Checkpoint, load_checkpoint
+from .checkpoint import BUNDLED_MODELS, Checkpoint, CheckpointError, LoadLimits, load_checkpoint, looks_like_repo_id
 
 log = logging.getLogger("microdllm.serving")
+
+PUBLIC_REFUSAL = "This public app loads only its bundled models and Hugging Face Hub repo ids (owner/name)."
+TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
+
+# Environment variables that set the limits of what ModelStore loads (LoadLimits' fields; MB for the file).
+LIMIT_ENV = {"MICRODLLM_MAX_PARAMETERS": "max_parameters", "MICRODLLM_MAX_LAYERS": "max_layers",
+             "MICRODLLM_MAX_WIDTH": "max_width", "MICRODLLM_MAX_CONTEXT": "max_context",
+             "MICRODLLM_MAX_FILE_MB": "max_file_bytes"}
+
+
+def env_flag(name: str, default: bool = False, environ=None) -> bool:
+    """An on/off environment variable (1/true/yes/on, 0/false/no/off); unset: `default`."""
+    environ = os.environ if environ is None else environ
+    value = environ.get(name)
+    if value is None:
+        return default
+    value = value.strip().lower()
+    if value not in TRUE + FALSE:
+        raise ValueError(f"{name}={environ[name]!r}: expected 1 or 0")
+    return value in TRUE
+
+
+def public_mode(environ=None) -> bool:
+    """MICRODLLM_PUBLIC; unset, on when SPACE_ID is set (every Hugging Face Space sets it)."""
+    environ = os.environ if environ is None else environ
+    return env_flag("MICRODLLM_PUBLIC", default=bool(environ.get("SPACE_ID")), environ=environ)
+
+
+def load_limits(environ=None) -> LoadLimits:
+    """LoadLimits from MICRODLLM_MAX_PARAMETERS / _LAYERS / _WIDTH / _CONTEXT / _FILE_MB; unset: the defaults."""
+    environ = os.environ if environ is None else environ
+    changes = {}
+    for name, fld in LIMIT_ENV.items():
+        raw = environ.get(name, "").strip().replace("_", "")
+        if not raw:
+            continue
+        try:
+            value = float(raw) * 1e6 if fld == "max_file_bytes" else float(raw)
+        except ValueError:
+            raise ValueError(f"{name}={environ[name]!r}: expected a number") from None
+        if value < 1 or value != value:
+            raise ValueError(f"{name}={environ[name]!r}: expected a positive number")
+        changes[fld] = int(value)
+    return dataclasses.replace(LoadLimits(), **changes)
 
 
 def default_threads(concurrent: int = 1) -> int:
@@ -97,18 +142,25 @@ def serve_checkpoint(ck: Checkpoint, *, int8: bool = False, compile: bool = Fals
     return ck
 
 
-def _load_with_timeout(source: str, timeout: float) -> Checkpoint:
-    """load_checkpoint in a daemon thread, so a silent Hub cannot hold the app (or its exit) hostage."""
-    future: Future = Future()
+def _without_frames(e: BaseException) -> BaseException:
+    """`e` with the tracebacks of its chain dropped: a failed or cancelled load's frames (a model
+    half-filled, say) are not kept alive by the exception handed to its callers."""
+    seen, link = set(), e
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        link.__traceback__ = None
+        link = link.__cause__ or link.__context__
+    return e
 
-    def work():
-        try:
-            future.set_result(load_checkpoint(source, timeout=timeout))
-        except BaseException as e:  # noqa: BLE001 - handed to the waiting caller
-            future.set_exception(e)
 
-    threading.Thread(target=work, name="checkpoint-load", daemon=True).start()
-    return future.result(timeout=timeout)
+class _Load:
+    """One load in flight: every caller asking for its source waits on it, until one shared deadline."""
+
+    def __init__(self, deadline: float):
+        self.deadline = deadline
+        self.future: Future = Future()     # the served checkpoint, or the load's exception
+        self.settled = threading.Event()   # the loading itself is over (loaded, failed or cancelled)
+        self.cancel = threading.Event()    # set at the deadline: the loader stops at its next step
 
 
 class ModelStore:
@@ -117,38 +169,130 @@ class ModelStore:
     A source that does not load within `timeout` seconds, or at all, falls back to the bundled
     model with a reason: a visitor gets a story either way. Besides the bundled and the default
     model, the `keep` most recently loaded ones stay in memory.
+
+    What a load may cost is bounded before anything is allocated: `limits` (LoadLimits) refuses
+    larger architectures and files, and the weights' header must match the config (see
+    checkpoint.load_local). Callers asking for the same source share one load (one thread, one
+    deadline); at most `max_loads` loader threads run at once, further sources are refused as busy.
+    When the deadline passes, the load is cancelled: it stops at its next step (before its next
+    Hub request, within one chunk of a download, before the model is allocated or between two of
+    its tensors), and whatever it produced is discarded, never cached, and not kept alive by the
+    exception its callers get. What cannot be cut short is a Hub request already waiting for an
+    answer: it ends within huggingface_hub's own timeouts and retries (etag_timeout = `timeout`,
+    then its retries, up to about a minute for a Hub that accepts connections and never answers);
+    it holds no model memory meanwhile, and counts against `max_loads`.
+
+    public: visitors may load only the bundled models and Hub repo ids (size-checked from the
+    Hub's metadata before any download); any other source gets the same PUBLIC_REFUSAL whether or
+    not it exists, and the local file system is never consulted for it. Sources the operator
+    configured are loaded with `trusted=True`.
     """
 
-    def __init__(self, timeout: float = 5.0, keep: int = 4, *, int8: bool = False, compile: bool = False):
+    def __init__(self, timeout: float = 5.0, keep: int = 4, *, int8: bool = False, compile: bool = False,
+                 public: bool = False, limits: LoadLimits | None = None, max_loads: int = 2):
         self.timeout, self.keep, self.int8, self.compile = timeout, keep, int8, compile
+        self.public, self.limits, self.max_loads = public, limits or LoadLimits(), max_loads
         self._models: dict[str, Checkpoint] = {}
+        self._loads: dict[str, _Load] = {}
+        self._running = 0                  # loader threads alive, cancelled ones included
         self._lock = threading.Lock()
+        self._bundled_lock = threading.Lock()
         self.default_key = ""
         self.startup_notice: str | None = None
 
-    def load(self, source: str | None) -> tuple[str, Checkpoint, str | None]:
-        """(key, checkpoint, notice). notice is None, or says why the bundled model is used instead."""
+    @staticmethod
+    def is_bundled(key: str) -> bool:
+        """One of the bundled checkpoint directories (a string comparison: the file system is not consulted)."""
+        return bool(key) and os.path.abspath(os.path.expanduser(key)) in {str(p) for p in BUNDLED_MODELS}
+
+    def permitted(self, key: str, trusted: bool = False) -> bool:
+        return not self.public or trusted or key == "" or self.is_bundled(key) or looks_like_repo_id(key)
+
+    def load(self, source: str | None, *, trusted: bool = False) -> tuple[str, Checkpoint, str | None]:
+        """(key, checkpoint, notice). notice is None, or says why the bundled model is used instead.
+
+        trusted: the operator named this source (MICRODLLM_CHECKPOINT, ...): local paths are fine
+        even in a public app.
+        """
         key = (source or "").strip()
         with self._lock:
             if key in self._models:
                 return key, self._models[key], None
+        if key == "":
+            return "", self._load_bundled(), None
+        if not self.permitted(key, trusted):
+            log.warning("refused checkpoint %r: not a bundled model or a Hub repo id (public app)", key[:200])
+            return "", self._load_bundled(), f"{PUBLIC_REFUSAL} Using the bundled model instead."
+        local = not self.public or trusted or self.is_bundled(key)
         try:
-            ck = load_checkpoint(None) if key == "" else _load_with_timeout(key, self.timeout)
+            ck = self._shared_load(key, local)
         except Exception as e:  # noqa: BLE001 - any failure: explain and use the bundled model
-            if key == "":
-                raise
             reason = self._reason(e)
-            log.warning("could not load checkpoint %r: %s; using the bundled model", key, reason)
-            key, ck, _ = self.load("")
-            return key, ck, f"Could not load checkpoint '{source}': {reason}. Using the bundled model instead."
-        log.info("loaded checkpoint %s from %s (%d parameters)", ck.source, ck.path, ck.model.num_params())
-        ck = serve_checkpoint(ck, int8=self.int8, compile=self.compile)
-        self._remember(key, ck)
+            log.warning("could not load checkpoint %r: %s; using the bundled model", key[:200], reason)
+            return "", self._load_bundled(), f"Could not load checkpoint '{source}': {reason}. Using the bundled model instead."
         return key, ck, None
+
+    def _load_bundled(self) -> Checkpoint:
+        with self._bundled_lock:   # one load, however many callers arrive at once
+            with self._lock:
+                if "" in self._models:
+                    return self._models[""]
+            ck = load_checkpoint(None)
+            log.info("loaded checkpoint %s from %s (%d parameters)", ck.source, ck.path, ck.model.num_params())
+            ck = serve_checkpoint(ck, int8=self.int8, compile=self.compile)
+            self._remember("", ck)
+            return ck
+
+    def _shared_load(self, key: str, local: bool) -> Checkpoint:
+        """The served checkpoint for `key`: loaded by one thread, however many callers ask at once."""
+        with self._lock:
+            if key in self._models:
+                return self._models[key]
+            load = self._loads.get(key)
+            if load is None:
+                if self._running >= self.max_loads:
+                    raise CheckpointError("the server is busy loading other checkpoints; try again in a minute")
+                load = self._loads[key] = _Load(time.monotonic() + self.timeout)
+                self._running += 1
+                threading.Thread(target=self._work, args=(key, load, local), name="checkpoint-load",
+                                 daemon=True).start()
+        if not load.settled.wait(max(0.0, load.deadline - time.monotonic())):
+            with self._lock:
+                if not load.settled.is_set():
+                    load.cancel.set()   # the loader stops at its next step; its result is discarded
+                    if self._loads.get(key) is load:
+                        del self._loads[key]
+                    raise FutureTimeout()
+        return load.future.result()
+
+    def _work(self, key: str, load: _Load, local: bool) -> None:
+        try:
+            ck = load_checkpoint(key, timeout=self.timeout, limits=self.limits, local=local, cancel=load.cancel)
+            with self._lock:
+                cancelled = load.cancel.is_set()
+                if not cancelled:
+                    load.settled.set()
+            if cancelled:                  # too late: its callers have gone; drop it
+                del ck
+                raise CheckpointError("loading was cancelled (it took too long)")
+            log.info("loaded checkpoint %s from %s (%d parameters)", ck.source, ck.path, ck.model.num_params())
+            ck = serve_checkpoint(ck, int8=self.int8, compile=self.compile)
+            self._remember(key, ck)
+            load.future.set_result(ck)
+        except BaseException as e:  # noqa: BLE001 - handed to the waiting callers
+            load.future.set_exception(_without_frames(e))
+        finally:
+            load.settled.set()
+            with self._lock:
+                self._running -= 1
+                if self._loads.get(key) is load:
+                    del self._loads[key]
 
     def _reason(self, e: Exception) -> str:
         if isinstance(e, FutureTimeout):
             return f"no answer within {self.timeout:g} s"
+        if self.public and not isinstance(e, CheckpointError):
+            return f"it could not be loaded ({type(e).__name__})"   # no server paths in a public app
         return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
     def _remember(self, key: str, ck: Checkpoint) -> None:

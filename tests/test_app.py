@@ -363,3 +363,19 @@ def test_compare_reports_the_cost_of_each_side(notes):
     assert diff_status.startswith("**Block diffusion: block by block** · **done**")
     for line in (diff_status, ar_status):
         assert "model evaluations" in line and "positions evaluated" in line and "MFLOP" in line
+
+
+def test_load_model_in_a_public_app_answers_every_path_alike(notes, monkeypatch, tmp_path):
+    store = serving.ModelStore(public=True)
+    store._models[""] = app.STORE.load("")[1]
+    monkeypatch.setattr(app, "STORE", store)
+    (tmp_path / "file").write_text("x")
+    answers = set()
+    for source in (str(BUNDLED_DIFFUSION_DIR.parent), str(tmp_path / "missing"), str(tmp_path / "file"), "/etc"):
+        key, summary, notice, *_ = app.load_model(source, 200)
+        assert key == "" and "`bundled`" in summary
+        answers.add((notice.value, notes["warning"][-1]))
+    assert answers == {(f"⚠️ **{serving.PUBLIC_REFUSAL} Using the bundled model instead.**",
+                        f"{serving.PUBLIC_REFUSAL} Using the bundled model instead.")}
+    key, summary, notice, *_ = app.load_model(str(BUNDLED_DIFFUSION_DIR), 200)   # a bundled model: fine
+    assert key == str(BUNDLED_DIFFUSION_DIR) and not notice.visible

@@ -239,8 +239,8 @@ def _duration(seconds) -> str:
 
 def _architecture_rows(ck) -> list[tuple[str, str]]:
     cfg, n = ck.model.config, ck.model.num_params()
-    return [("Checkpoint", f"`{_md(ck.source)}`"),
-            ("Files", f"`{_md(ck.path)}`"),
+    files = [] if str(ck.source).startswith("hf://") else [("Files", f"`{_md(ck.path)}`")]   # no cache paths
+    return [("Checkpoint", f"`{_md(ck.source)}`"), *files,
             ("Parameters", f"{n / 1e6:.2f} M ({n:,})"),
             ("Kind", kind_label(cfg)),
             ("Architecture", f"{_attention(cfg)} "

@@ -4,12 +4,41 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 import time
 import typing
+from contextlib import contextmanager
 from pathlib import Path
 
 from .checkpoint import BUNDLED_AR_DIR, CheckpointError
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number >= 1 (argparse turns the ValueError into a usage error)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _add_progress_flag(p):
+    p.add_argument("--no-progress", dest="progress", action="store_false",
+                   help="no progress bar (it is drawn on stderr only when stderr is a terminal)")
+
+
+def _progress(args) -> bool | None:
+    """tqdm's switch: None = only when stderr is a terminal; False with --no-progress."""
+    return None if args.progress else False
+
+
+@contextmanager
+def _utf8_text(path, what: str):
+    """Name the file when it is not UTF-8 text (Python's message does not)."""
+    try:
+        yield
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text ({what}): {e.reason} at byte {e.start}") from None
 
 
 def _add_train(sub):
@@ -72,24 +101,27 @@ def _add_eval(sub):
     p = sub.add_parser("eval", help="validation NELBO (bits/char, upper bound), masked loss, accuracy")
     p.add_argument("--checkpoint", help="directory or Hub repo id (default: the bundled model)")
     p.add_argument("--data", required=True, help="validation text file")
-    p.add_argument("--windows", type=int, default=256, help="validation windows of one block each")
-    p.add_argument("--timesteps", type=int, default=16, help="stratified timesteps per window")
+    p.add_argument("--windows", type=positive_int, default=256, help="validation windows of one block each")
+    p.add_argument("--timesteps", type=positive_int, default=16, help="stratified timesteps per window")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
+    _add_progress_flag(p)
     p.set_defaults(func=cmd_eval)
 
 
 def cmd_eval(args):
     from .checkpoint import load_checkpoint
     from .data import validation_windows
-    from .evaluate import evaluate, headline_metric
+    from .evaluate import evaluate, headline_metric, progress_bars
 
     ck = load_checkpoint(args.checkpoint)
-    windows, dropped = validation_windows(args.data, ck.tokenizer, args.windows, ck.model_config.block_size,
-                                          seed=args.seed)
+    with _utf8_text(args.data, "the validation text"):
+        windows, dropped = validation_windows(args.data, ck.tokenizer, args.windows, ck.model_config.block_size,
+                                              seed=args.seed)
     t0 = time.perf_counter()
-    metrics = evaluate(ck.model, windows, ck.schedule, ck.tokenizer.mask_id,
-                       timesteps_per_window=args.timesteps, seed=args.seed)
+    with progress_bars(_progress(args)):
+        metrics = evaluate(ck.model, windows, ck.schedule, ck.tokenizer.mask_id,
+                           timesteps_per_window=args.timesteps, seed=args.seed)
     metrics.update(checkpoint=ck.source, data=args.data, dropped_characters=dropped,
                    seconds=round(time.perf_counter() - t0, 1))
     if args.json:
@@ -189,6 +221,9 @@ def cmd_generate(args):
     from .sampling import denoise
     from .serving import serve_checkpoint
 
+    for flag, path in (("--gif", args.gif), ("--mp4", args.mp4)):
+        if path and Path(path).is_dir():
+            raise ValueError(f"{path}: a directory; {flag} takes the file to write")
     ck = serve_checkpoint(load_checkpoint(args.checkpoint), int8=args.int8, compile=args.compile)
     cfg = sampler_config(args, ck.model_config)
     keep_all = bool(args.gif or args.mp4)
@@ -222,7 +257,7 @@ def _add_sample_eval(sub):
 
     p = sub.add_parser("sample-eval", help="generate from fixed story openings and score the text")
     p.add_argument("--checkpoint", help="directory or Hub repo id (default: the bundled model)")
-    p.add_argument("--n", type=int, default=64)
+    p.add_argument("--n", type=positive_int, default=64, help="stories to generate")
     p.add_argument("--words-from", default=CORPUS_TRAIN,
                    help=f"training text for the word list (default: {CORPUS_TRAIN}, relative to the current directory)")
     p.add_argument("--ar-checkpoint", default=str(BUNDLED_AR_DIR),
@@ -230,7 +265,8 @@ def _add_sample_eval(sub):
     p.add_argument("--reference", help=f"validation text: real stories scored the same way (default: {CORPUS_VALID}, "
                                        f"relative to the current directory, when it exists; else none)")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--verbose", action="store_true")
+    p.add_argument("--verbose", action="store_true", help="print the start of every story as it is written (on stderr)")
+    _add_progress_flag(p)
     _add_sampler_args(p)
     p.set_defaults(func=cmd_sample_eval)
 
@@ -247,13 +283,14 @@ def cmd_sample_eval(args):
         raise ValueError(f"{args.ar_checkpoint}: not an autoregressive (causal) checkpoint")
     cfg = sampler_config(args, ck.model_config)
     seed = 0 if args.seed is None else args.seed
-    result = sample_eval(ck, known, cfg, n=args.n, seed=seed, ar=ar, reference_texts=refs, progress=args.verbose)
+    result = sample_eval(ck, known, cfg, n=args.n, seed=seed, ar=ar, reference_texts=refs, progress=_progress(args),
+                         verbose=args.verbose)
     result.update(checkpoint=ck.source, settings=dataclasses.asdict(cfg), int8=args.int8,
                   compiled=args.compile)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        _print_sample_eval(result, ck.source, cfg)
+        _print_sample_eval(result, ck.source, cfg, causal=ck.model_config.causal)
 
 
 def _sample_eval_texts(args) -> tuple[set[str], list[str] | None]:
@@ -267,14 +304,18 @@ def _sample_eval_texts(args) -> tuple[set[str], list[str] | None]:
         if path and not Path(path).is_file():
             raise FileNotFoundError(f"{path}: no such file ({what}; pass {flag} FILE)")
     reference = args.reference or (CORPUS_VALID if Path(CORPUS_VALID).is_file() else None)
-    return vocabulary(read_text_files([args.words_from])), reference_stories(reference, args.n) if reference else None
+    with _utf8_text(args.words_from, "the training text for the word list"):
+        known = vocabulary(read_text_files([args.words_from]))
+    with _utf8_text(reference, "the reference stories"):
+        return known, reference_stories(reference, args.n) if reference else None
 
 
-def _print_sample_eval(result: dict, source: str, cfg):
+def _print_sample_eval(result: dict, source: str, cfg, causal: bool = False):
     """The sample-eval metrics as a table, each target met or not, then the first samples."""
     from .quality import TARGETS
 
-    print(f"{source}: {result['n']} continuations, {cfg.remasking} remasking, {cfg.steps} steps, T={cfg.temperature}")
+    how = "left to right" if causal else f"{cfg.remasking} remasking, {cfg.steps} steps"
+    print(f"{source}: {result['n']} continuations, {how}, T={cfg.temperature}")
     for key in ("word_share", "real_word_share", "distinct_2", "gen_bpc", "real_bpc", "gen_over_real",
                 "mean_nfe", "mean_seconds", "chars_per_second"):
         if key in result:
@@ -296,15 +337,20 @@ def _add_card(sub):
     p.add_argument("--notes", default="")
     p.add_argument("--reuse-evaluation", action="store_true",
                    help="keep the evaluation already in config.json: new samples and card only")
+    _add_progress_flag(p)
     p.set_defaults(func=cmd_card)
 
 
 def cmd_card(args):
-    from .card import describe_checkpoint
-    from .evaluate import headline_metric
+    from .card import SAMPLE_PROMPTS, describe_checkpoint
+    from .evaluate import headline_metric, progress_bars
 
-    m = describe_checkpoint(args.checkpoint, args.data, title=args.title, hardware=args.hardware, notes=args.notes,
-                            reuse_evaluation=args.reuse_evaluation)
+    if args.progress and sys.stderr.isatty():
+        steps = "the saved evaluation" if args.reuse_evaluation else "evaluating"
+        print(f"model-card: {steps}, then {len(SAMPLE_PROMPTS)} samples at the default settings", file=sys.stderr)
+    with progress_bars(_progress(args)), _utf8_text(args.data, "the validation text"):
+        m = describe_checkpoint(args.checkpoint, args.data, title=args.title, hardware=args.hardware,
+                                notes=args.notes, reuse_evaluation=args.reuse_evaluation)
     key, value = headline_metric(m)
     print(f"wrote {Path(args.checkpoint) / 'README.md'} ({key} {value:.4f})")
 
@@ -312,8 +358,8 @@ def cmd_card(args):
 def _add_bench(sub):
     p = sub.add_parser("bench", help="speed: sampling, training, matmul rate and model FLOP utilisation")
     p.add_argument("--checkpoint", help="directory or Hub repo id (default: the bundled model)")
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--train-batch", type=int, default=16)
+    p.add_argument("--repeats", type=positive_int, default=3)
+    p.add_argument("--train-batch", type=positive_int, default=16)
     p.add_argument("--no-sampling", action="store_true", help="skip the sampler timings")
     p.add_argument("--compile", action="store_true", help="also time torch.compile'd forward and training")
     p.add_argument("--json", dest="json_path", help="write the results as JSON")
@@ -345,8 +391,15 @@ def cmd_import(args):
     print(f"wrote {out}")
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with a usage error as one line (the usage itself is what --help is for)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (--help lists the options)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m microdllm", description=__doc__)
+    parser = Parser(prog="python -m microdllm", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_train, _add_eval, _add_prepare, _add_generate, _add_sample_eval, _add_card, _add_bench, _add_import):
         add(sub)
@@ -354,16 +407,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """Run one command. Bad input (or anything else that goes wrong) is one line, `error: ...`, on stderr
+    and exit status 2, never a traceback; MICRODLLM_TRACEBACK=1 shows the traceback of an unexpected error."""
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (CheckpointError, ValueError, FileNotFoundError, KeyError, RuntimeError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:   # the reader went away (`| head`): nothing left to say
         sys.stderr.close()
         return 0
+    except (CheckpointError, ValueError, OSError, KeyError, RuntimeError) as e:
+        print(f"error: {_one_line(e)}", file=sys.stderr)
+        return 2
+    except Exception as e:  # noqa: BLE001 - a command never ends in a traceback
+        if os.environ.get("MICRODLLM_TRACEBACK"):
+            raise
+        print(f"error: {type(e).__name__}: {_one_line(e)} (MICRODLLM_TRACEBACK=1 shows where)", file=sys.stderr)
+        return 2
     return 0
+
+
+def _one_line(e: BaseException) -> str:
+    """An exception's message as one line: its first non-empty line (a KeyError's repr quotes dropped)."""
+    text = e.args[0] if isinstance(e, KeyError) and len(e.args) == 1 and isinstance(e.args[0], str) else str(e)
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[0] if lines else type(e).__name__

@@ -3,10 +3,16 @@
 Diffusion models: the NELBO in bits per character (an upper bound on the true NLL), the
 original mean masked cross-entropy, masked reconstruction accuracy, and the predictive
 entropy by timestep. Autoregressive models: their exact bits per character.
+
+Evaluations are silent unless run inside `progress_bars()` (the CLI's eval and model-card do):
+then each draws a tqdm bar on stderr.
 """
 from __future__ import annotations
 
 import math
+import sys
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import torch
 
@@ -14,6 +20,26 @@ from .diffusion import Schedule, always_predicted, corrupt, masked_token_nll
 from .model import Transformer
 
 LN2 = math.log(2)
+_PROGRESS: ContextVar[bool | None] = ContextVar("microdllm_eval_progress", default=False)
+
+
+@contextmanager
+def progress_bars(show: bool | None = None):
+    """Within this block evaluations draw a progress bar on stderr: True always, None only when stderr
+    is a terminal, False never (the default outside the block)."""
+    token = _PROGRESS.set(show)
+    try:
+        yield
+    finally:
+        _PROGRESS.reset(token)
+
+
+def _bar(total: int, unit: str, desc: str = "eval"):
+    from tqdm import tqdm
+
+    show = _PROGRESS.get()
+    return tqdm(total=total, unit=unit, desc=desc, file=sys.stderr, dynamic_ncols=True, leave=False,
+                disable=None if show is None else not show)
 
 
 @torch.inference_mode()
@@ -36,6 +62,7 @@ def evaluate_diffusion(model: Transformer, windows: torch.Tensor, schedule: Sche
     nelbo_sum = nll_sum = 0.0
     n_masked = n_correct = 0
     entropy = EntropyByTimestep(entropy_bins, T)
+    bar = _bar(len(x_all), "pass", f"eval ({N} windows x {K} timesteps)")
     for i in range(0, len(x_all), batch_size):
         x0, t = x_all[i:i + batch_size], t_all[i:i + batch_size]
         xt, mask = corrupt(x0, t, T, schedule, mask_id, generator=g)
@@ -48,6 +75,8 @@ def evaluate_diffusion(model: Transformer, windows: torch.Tensor, schedule: Sche
         logits[..., mask_id] = float("-inf")
         n_correct += int(((logits.argmax(-1) == x0) & mask).sum())
         entropy.add(logits, mask, t)
+        bar.update(len(x0))
+    bar.close()
 
     return {
         "nelbo_bpc": nelbo_sum / (len(x_all) * L) / LN2,
@@ -97,12 +126,15 @@ def evaluate_autoregressive(model: Transformer, windows: torch.Tensor, mask_id: 
     model.eval()
     device = next(model.parameters()).device
     total, count = 0.0, 0
+    bar = _bar(len(windows), "window")
     for i in range(0, len(windows), batch_size):
         x = windows[i:i + batch_size]
         logits = model(x.to(device)).float().cpu()[:, :-1]
         nll = masked_token_nll(logits, x[:, 1:], mask_id)
         total += float(nll.sum())
         count += nll.numel()
+        bar.update(len(x))
+    bar.close()
     return {"bpc": total / count / LN2, "exact": True, "windows": len(windows), "characters": count}
 
 
@@ -124,6 +156,7 @@ def evaluate_blocks(model: Transformer, windows: torch.Tensor, schedule: Schedul
     device = next(model.parameters()).device
     bound = exact = masked_nll = 0.0
     n_masked = 0
+    bar = _bar(N * K, "pass", f"eval ({N} windows x {K} timesteps)")
     for i in range(0, N, batch_size):
         x0 = windows[i:i + batch_size]
         exact += float((masked_token_nll(model(x0.to(device)).float().cpu(), x0, mask_id) * always).sum())
@@ -135,6 +168,8 @@ def evaluate_blocks(model: Transformer, windows: torch.Tensor, schedule: Schedul
             bound += float((nll * schedule.elbo_weight(t.flatten(), T).view_as(t) * T).sum()) / K
             masked_nll += float(nll.sum())
             n_masked += int(masked.sum())
+            bar.update(len(x0))
+    bar.close()
     return {"nelbo_bpc": (bound + exact) / (N * L) / LN2, "nelbo_is_upper_bound": True,
             "masked_loss": masked_nll / max(1, n_masked), "block": block,
             "windows": N, "timesteps_per_window": K, "characters": N * L}

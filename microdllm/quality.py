@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import torch
@@ -74,37 +75,59 @@ def ar_bits_per_char(ar_model, tokenizer, prefix: str, text: str) -> tuple[float
 
 
 def sample_eval(ck, known_words: set[str], config: SamplerConfig, n: int = 64, seed: int = 0,
-                ar=None, reference_texts: list[str] | None = None, progress: bool = False) -> dict:
-    """Generate n continuations (openings cycled, seeds seed..seed+n-1) and score them."""
+                ar=None, reference_texts: list[str] | None = None, progress: bool | None = False,
+                verbose: bool = False) -> dict:
+    """Generate n continuations (openings cycled, seeds seed..seed+n-1) and score them.
+
+    progress: a tqdm bar on stderr over the stories, then the scoring (True always, None only when
+    stderr is a terminal, False never); verbose: also print each story's first 120 characters (to stderr).
+    """
+    if n < 1:
+        raise ValueError(f"n must be >= 1 (stories to generate), got {n}")
+    from tqdm import tqdm
+
+    disable = None if progress is None else not progress
     gens, prompts, nfe, seconds = [], [], 0, 0.0
-    for i in range(n):
-        prompt = OPENINGS[i % len(OPENINGS)] + " "
-        state = generate(ck.model, ck.tokenizer, prompt, config.replace(seed=seed + i), schedule=ck.schedule)
-        gens.append(state.text[len(prompt):])
-        prompts.append(prompt)
-        nfe += state.nfe
-        seconds += state.elapsed
-        if progress:
-            print(f"[{i + 1}/{n}] {state.text[:120]!r}", flush=True)
+    with tqdm(total=n, desc="sample-eval", unit="story", file=sys.stderr, dynamic_ncols=True, leave=False,
+              disable=disable) as bar:
+        for i in range(n):
+            prompt = OPENINGS[i % len(OPENINGS)] + " "
+            state = generate(ck.model, ck.tokenizer, prompt, config.replace(seed=seed + i), schedule=ck.schedule)
+            gens.append(state.text[len(prompt):])
+            prompts.append(prompt)
+            nfe += state.nfe
+            seconds += state.elapsed
+            bar.update()
+            bar.set_postfix(nfe=f"{nfe / (i + 1):.1f}", refresh=False)
+            if verbose:
+                bar.write(f"[{i + 1}/{n}] {state.text[:120]!r}", file=sys.stderr)
     result = {"n": n, "word_share": word_share(gens, known_words), "distinct_2": distinct_n(gens, 2),
-              "mean_nfe": nfe / n, "mean_seconds": seconds / n, "chars_per_second": sum(map(len, gens)) / seconds,
+              "mean_nfe": nfe / n, "mean_seconds": seconds / n,
+              "chars_per_second": sum(map(len, gens)) / max(seconds, 1e-9),
               "samples": [p + g for p, g in zip(prompts[:3], gens[:3])]}
     real = [split_reference(t, len(gens[0])) for t in reference_texts or []]   # (opening, continuation)
     if ar is not None:
-        result["gen_bpc"] = mean_bits_per_char(ar, zip(prompts, gens))
-        if real:
-            result["real_bpc"] = mean_bits_per_char(ar, real)
-            result["gen_over_real"] = result["gen_bpc"] / result["real_bpc"]
+        with tqdm(total=n + len(real), desc="scoring", unit="text", file=sys.stderr, dynamic_ncols=True,
+                  leave=False, disable=disable) as bar:
+            result["gen_bpc"] = mean_bits_per_char(ar, zip(prompts, gens), bar)
+            if real:
+                result["real_bpc"] = mean_bits_per_char(ar, real, bar)
+                result["gen_over_real"] = result["gen_bpc"] / result["real_bpc"]
     if real:
         result["real_word_share"] = word_share([continuation for _, continuation in real], known_words)
     result["targets_met"] = targets_met(result)
     return result
 
 
-def mean_bits_per_char(ar, pairs) -> float:
-    """Bits per character of each (prefix, text)'s text under the autoregressive checkpoint `ar`, pooled."""
-    bits = [ar_bits_per_char(ar.model, ar.tokenizer, prefix, text) for prefix, text in pairs]
-    return sum(b for b, _ in bits) / sum(c for _, c in bits)
+def mean_bits_per_char(ar, pairs, bar=None) -> float:
+    """Bits per character of each (prefix, text)'s text under the autoregressive checkpoint `ar`, pooled
+    (`bar`: a tqdm bar to advance once per text)."""
+    bits = []
+    for prefix, text in pairs:
+        bits.append(ar_bits_per_char(ar.model, ar.tokenizer, prefix, text))
+        if bar is not None:
+            bar.update()
+    return sum(b for b, _ in bits) / max(1, sum(c for _, c in bits))
 
 
 def split_reference(story: str, length: int, opening: int = 40) -> tuple[str, str]:

@@ -67,6 +67,16 @@ MAX_TRACE = MAX_STEPS + MAX_POLISH + 2
 EXPORT_FRAMES = 80       # at most this many frames in an exported GIF / MP4
 DOCS = Path(__file__).resolve().parent / "docs"
 FIGURES = [  # (file, label, caption) shown in the Model panel when present
+    (DOCS / "quality_vs_time.png", "Story quality against time",
+     "**Left to right, block by block, all at once: which writes better, and how fast?** Each point is a model "
+     "at its default settings on this machine, in one run: how likely its stories are under the autoregressive "
+     "model (lower is better; dashed: real stories scored the same way) against the wall time per 200-character "
+     "story. See docs/experiments.md, section 5."),
+    (DOCS / "block_sizes.png", "Block size",
+     "**Block diffusion started from the autoregressive model, at several block sizes B.** Validation bits per "
+     "character (NELBO, an upper bound) against characters seen: small blocks keep most of what the "
+     "left-to-right model knew; the run from random weights shows what the start is worth. "
+     "See docs/experiments.md, section 5."),
     (DOCS / "diffusion_vs_ar.png", "Diffusion vs autoregressive",
      "**Diffusion vs autoregressive, same network, data and budget.** Validation bits per character against "
      "characters seen: the diffusion model's NELBO (an upper bound) and the autoregressive baseline's exact "
@@ -260,7 +270,11 @@ def forward_process(sentence, t, schedule, seed=0, model_key=""):
     """The forward (noising) process: the sentence at time t, a summary line, and the schedule curve."""
     try:
         _, ck, _ = STORE.load(model_key)
-        unknown = ck.tokenizer.unknown_chars(sentence or "")
+        sentence, limit = sentence or "", ck.model.config.block_size
+        if len(sentence) > limit:   # the model reads at most its context: show what training would see
+            info(f"The sentence is {len(sentence):,} characters; showing its first {limit} (the model's context).")
+            sentence = sentence[:limit]
+        unknown = ck.tokenizer.unknown_chars(sentence)
         if unknown:
             info(f"Dropped characters the model does not know: {', '.join(repr(c) for c in unknown[:20])}")
         return forward_view(ck.tokenizer, sentence, int(t or 0), ck.model.config.timesteps, schedule, int(seed or 0))
@@ -598,7 +612,9 @@ def main() -> None:
     torch.set_num_threads(threads)
     demo = build_demo()
     # Gradio reads GRADIO_SERVER_NAME / GRADIO_SERVER_PORT (default 127.0.0.1, 7860) itself.
-    demo.launch(css=render.CSS, theme=gr.themes.Soft())
+    # show_error: a value Gradio itself refuses (a string for a number, NaN for an integer) reaches the
+    # visitor as Gradio's one-line reason instead of a blank error; the app's own errors are messages anyway.
+    demo.launch(css=render.CSS, theme=gr.themes.Soft(), show_error=True)
 
 
 if __name__ == "__main__":

@@ -52,12 +52,12 @@ BLOCK_BASE = ["--init-from", "checkpoints/tinystories-tiny-ar", "--shift", "--no
               "--mask-range", "0.3", "0.8", "--optimizer", "muon", "--lr", "1e-3", "--muon-lr", "0.01",
               "--batch-size", "16", "--warmup-iters", "50", "--eval-timesteps", "4"]
 BLOCK_TRIALS = {
-    "B8-300": (["--attn-block", "8"], 300),
-    "B16-300": (["--attn-block", "16"], 300),
-    "B2-300": (["--attn-block", "2"], 300),
-    "B256-300": (["--attn-block", "256"], 300),                     # one block: full-sequence diffusion
-    "B4-noise-300": (["--attn-block", "4", "--no-init"], 300),      # the same recipe from random weights
-    "B4-300": (["--attn-block", "4"], 300),
+    "B8-150": (["--attn-block", "8"], 150),
+    "B16-150": (["--attn-block", "16"], 150),
+    "B2-150": (["--attn-block", "2"], 150),
+    "B256-150": (["--attn-block", "256"], 150),                     # one block: full-sequence diffusion
+    "B4-noise-150": (["--attn-block", "4", "--no-init"], 150),      # the same recipe from random weights
+    "B4-150": (["--attn-block", "4"], 150),
 }
 GROUPS = {"recipe": (BASE, TRIALS), "block": (BLOCK_BASE, BLOCK_TRIALS)}
 

@@ -229,7 +229,9 @@ class ModelStore:
         except Exception as e:  # noqa: BLE001 - any failure: explain and use the bundled model
             reason = self._reason(e)
             log.warning("could not load checkpoint %r: %s; using the bundled model", key[:200], reason)
-            return "", self._load_bundled(), f"Could not load checkpoint '{source}': {reason}. Using the bundled model instead."
+            shown = key if len(key) <= 80 else key[:77] + "..."
+            reason = reason if len(reason) <= 300 else reason[:297] + "..."
+            return "", self._load_bundled(), f"Could not load checkpoint '{shown}': {reason}. Using the bundled model instead."
         return key, ck, None
 
     def _load_bundled(self) -> Checkpoint:

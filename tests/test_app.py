@@ -323,8 +323,8 @@ def test_compare_without_a_baseline_warns(notes, monkeypatch, tmp_path):
 
 
 def test_model_panel_figures_are_committed():
-    assert [p.name for p, _, _ in app.FIGURES] == ["diffusion_vs_ar.png", "muon_vs_adamw.png", "samplers.png",
-                                                  "polish.png"]
+    assert [p.name for p, _, _ in app.FIGURES] == ["quality_vs_time.png", "block_sizes.png", "diffusion_vs_ar.png",
+                                                  "muon_vs_adamw.png", "samplers.png", "polish.png"]
     assert all(p.is_file() and p.stat().st_size > 10_000 for p, _, _ in app.FIGURES)
 
 

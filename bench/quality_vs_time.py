@@ -5,7 +5,7 @@ the figure puts generative bits/char (scored by the autoregressive baseline; rea
 same way are the dashed line) against the median seconds per 200-character story.
 
     python -m bench.quality_vs_time --n 16 --json docs/quality_vs_time.json --out docs/quality_vs_time.png \
-        "autoregressive=checkpoints/tinystories-tiny-ar" "block diffusion B=4=checkpoints/tinystories-tiny-block4" \
+        "autoregressive=checkpoints/tinystories-tiny-ar" "block diffusion B=4=checkpoints/tinystories-tiny-block" \
         "full diffusion=checkpoints/tinystories-tiny" --words-from ../shared/data/tinystories_train.txt \
         --reference ../shared/data/tinystories_valid.txt
 """

@@ -121,7 +121,7 @@ def test_every_train_flag_spelling_reaches_the_config():
 
 
 @pytest.mark.parametrize("checkpoint, kind", [("checkpoints/tinystories-tiny-ar", "autoregressive"),
-                                              ("checkpoints/tinystories-tiny-block4", "block diffusion")])
+                                              ("checkpoints/tinystories-tiny-block", "block diffusion")])
 def test_generate_writes_with_every_kind_of_bundled_model(checkpoint, kind):
     res = run("generate", "--checkpoint", checkpoint, "--prompt", "Once upon a time", "--gen-len", "24", "--json")
     assert res.returncode == 0, res.stderr

@@ -116,7 +116,7 @@ def _problems(cfg: SamplerConfig) -> Iterator[str]:
 DEFAULT = SamplerConfig()   # the app's and the CLI's defaults, chosen by measurement (docs/experiments.md)
 # A block-diffusion model's defaults (measured there too): each block of B in at most B steps, the most
 # confident first, and every character it is sure of at once.
-BLOCK_DEFAULT = SamplerConfig(steps=4, remasking="low_confidence", threshold=0.9, polish=0)
+BLOCK_DEFAULT = SamplerConfig(steps=4, remasking="low_confidence", threshold=0.8, polish=0)
 SAMPLER_PRESETS = {
     "default": DEFAULT,
     "block": BLOCK_DEFAULT,

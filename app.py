@@ -111,10 +111,11 @@ FORWARD_SENTENCE = "Once upon a time, there was a little dog named Max. He loved
 REMASKING_INFO = ("which masked characters to reveal each step: the most confident (low_confidence, margin, "
                   "entropy), random, random but far apart (spread), or MDLM's ancestral sampler (none)")
 INTRO = """# micro-dLLM: watch a diffusion language model write
-It does not write left to right. It starts from a row of masks `_ _ _` and, step by step, fills in the
-characters it chooses to commit, everywhere at once, until the story is complete. A small
-character-level model trained on TinyStories ([MDLM](https://arxiv.org/abs/2406.07524) /
-[LLaDA](https://arxiv.org/abs/2502.09992) recipe)."""
+It does not write one character after another. It starts from a row of masks `_ _ _` and, step by step,
+fills in the characters it chooses to commit, until the story is complete: the default model does it
+block by block ([BD3-LM](https://arxiv.org/abs/2503.09573), converted from a left-to-right model), the
+full-sequence model everywhere at once ([MDLM](https://arxiv.org/abs/2406.07524) /
+[LLaDA](https://arxiv.org/abs/2502.09992)). Small character-level models trained on TinyStories."""
 
 
 

@@ -53,6 +53,7 @@ from microdllm.sampling import (
     left_to_right,
 )
 from microdllm.serving import ModelStore, default_threads, load_limits, one_line, public_mode, race
+from microdllm.speed import matmul_params
 
 log = logging.getLogger("microdllm.app")
 
@@ -323,10 +324,9 @@ def compare(prompt, gen_len=DEFAULT.gen_len, temperature=DEFAULT.temperature, se
 
 
 def mflops(model, state) -> float:
-    """Matrix-multiply work of a run so far: 2 x (weights in matmuls: 12 d^2 a layer, and the head) per
-    position the network processed (attention scores left out: small at this context)."""
-    c = model.config
-    return 2 * (12 * c.n_layer * c.n_embd ** 2 + c.n_embd * c.vocab_size) * state.positions_evaluated / 1e6
+    """Matrix-multiply work of a run so far: 2 x (weights in matmuls) per position the network processed
+    (attention scores left out: small at this context)."""
+    return 2 * matmul_params(model) * state.positions_evaluated / 1e6
 
 
 def _notice_md(notice: str | None):

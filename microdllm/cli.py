@@ -166,12 +166,12 @@ def cmd_prepare(args):
 
 
 def _add_sampler_args(p):
-    from .sampling import REMASKING_CHOICES
+    from .sampling import REMASKING_CHOICES, SAMPLER_PRESETS
 
     p.add_argument("--int8", action="store_true", help="int8 weights for the Linear layers (CPU)")
     p.add_argument("--compile", action="store_true",
                    help="model evaluations through torch.compile (faster after a warm-up of seconds)")
-    p.add_argument("--preset", choices=["default", "block", "classic"], default="default",
+    p.add_argument("--preset", choices=list(SAMPLER_PRESETS), default="default",
                    help="classic = the original sampler (100 steps, low_confidence, full re-masking, t=0 pass)")
     p.add_argument("--steps", type=int)
     p.add_argument("--temperature", type=float)

@@ -142,6 +142,15 @@ class Transformer(nn.Module):
             x = x + self.timestep_emb(t).unsqueeze(1)
         return x
 
+    def _inputs_between(self, idx: torch.Tensor, start: int, end: int) -> torch.Tensor:
+        """inputs(idx)[:, start:end] without embedding the whole prefix (the KV-cached hot path)."""
+        if self.start is None:
+            return self.token_emb(idx[:, start:end])
+        x = self.token_emb(idx[:, max(start - 1, 0):end - 1])      # input j holds character j - 1
+        if start == 0:
+            x = torch.cat([self.start.expand(idx.size(0), 1, -1), x], dim=1)
+        return x
+
     def _run(self, x, start: int = 0, mask=None, cache=None, keep=0, positions=None):
         """The blocks and the head over inputs at positions start, start + 1, ... (or `positions`)."""
         pos = positions if positions is not None else torch.arange(start, start + x.size(1), device=x.device)
@@ -193,7 +202,7 @@ class Transformer(nn.Module):
         [cache.length, end) against the cached ones; the first `keep` of those inputs join the cache.
         For block-causal (and causal) models: keep the cache at the end of a block that is final."""
         start = cache.length
-        x = self.inputs(idx[:, :end])[:, start:end]
+        x = self._inputs_between(idx, start, end)
         logits = self._run(x, start, self._mask(end - start, end, q_start=start, block=block), cache, keep)
         cache.length += keep
         return logits

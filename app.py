@@ -32,16 +32,19 @@ import os
 import tempfile
 import threading
 import time
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import gradio as gr
 import torch
 
-from microdllm import card, render
+from microdllm import card, history, render
 from microdllm.checkpoint import BUNDLED_AR_DIR, BUNDLED_MODELS, read_config
 from microdllm.config import ModelConfig
-from microdllm.diffusion import SCHEDULES, corrupt
+from microdllm.diffusion import SCHEDULES, corrupt, explain_loss, trained_loss
 from microdllm.inputs import prepare_prompt, sampler_config
+from microdllm.model import attention_pattern
 from microdllm.sampling import (
     DEFAULT,
     MAX_POLISH,
@@ -66,6 +69,7 @@ LIMITS = load_limits()   # MICRODLLM_MAX_PARAMETERS / _LAYERS / _WIDTH / _CONTEX
 QUEUE_SIZE = int(os.environ.get("MICRODLLM_QUEUE_SIZE") or 32)   # runs waiting beyond the two running
 MAX_TRACE = MAX_STEPS + MAX_POLISH + 2
 EXPORT_FRAMES = 80       # at most this many frames in an exported GIF / MP4
+RUN_TTL_S = 1800         # a session's last run (for rewind, branch, export) is kept this long after it changed
 DOCS = Path(__file__).resolve().parent / "docs"
 FIGURES = [  # (file, label, caption) shown in the Model panel when present
     (DOCS / "quality_vs_time.png", "Story quality against time",
@@ -147,23 +151,49 @@ def _pause(delay_ms) -> float:
     return min(max(float(delay_ms or 0), 0.0), 2000.0) / 1000
 
 
+@dataclass
+class Run:
+    """A session's last run (gr.State; shared by its events): the states, for rewind, branch and export,
+    and how the Generate tab shows them."""
+    states: list = field(default_factory=list)
+    pinned: int | None = None     # the state the rewind slider holds on screen; None: follow the run live
+    ghost: bool = False           # show the model's guesses under the masks
+    tokenizer: object = None      # the vocabulary the states are written in (a branch must share it)
+    running: bool = False
+
+    def view(self, index: int | None = None) -> tuple[str, str, str]:
+        """(canvas, chart, status) of states[index] (default: the last), with every view's extras."""
+        last = len(self.states) - 1
+        index = last if index is None else min(max(int(index), 0), last)
+        state = self.states[index]
+        counts = [s.num_masked for s in self.states[:index + 1]]
+        canvas = render.render_state(state, cands=history.candidates_at(self.states, index), ghost=self.ghost)
+        status = render.status_line(state) if index == last else render.rewind_line(state, self.states[-1],
+                                                                                     self.running)
+        return canvas, render.mask_chart_svg(counts, state.total_steps), status
+
+    def heatmap(self, index: int | None = None) -> str:
+        return render.heatmap_svg(self.states, current=None if index is None else self.states[index].step)
+
+
 def generate(prompt, mode="continue", gen_len=DEFAULT.gen_len, steps=DEFAULT.steps,
              temperature=DEFAULT.temperature, remasking=DEFAULT.remasking, remask_ratio=DEFAULT.remask_ratio,
              top_k=DEFAULT.top_k, top_p=DEFAULT.top_p, block_len=0, threshold=DEFAULT.threshold,
              reveal_schedule=DEFAULT.reveal_schedule, seed=DEFAULT.seed, drop_unknown=True, delay_ms=0,
-             model_key="", polish=DEFAULT.polish):
-    """Stream the sampler: yields (canvas HTML, chart SVG, status, final text, trace) once per state.
+             model_key="", polish=DEFAULT.polish, ghost=False, run=None, at=None):
+    """Stream the sampler: yields (canvas HTML, chart SVG, rewind slider, heatmap, status, final text)
+    once per state. at: branch from the state `at` of the session's last run (`run`) instead.
 
-    The final text is empty until the run is done; the trace (all states, for export) is set at the end.
-    Problems become a gr.Warning and a status line, never an exception.
+    The final text is empty until the run is done, the heatmap is drawn then. Problems become a
+    gr.Warning and a status line, never an exception.
     """
     keep = gr.skip()
 
     def problem(message: str):
         warn(message)
-        return keep, keep, f"⚠️ {message}", keep, keep
+        return keep, keep, keep, keep, f"⚠️ {message}", keep
 
-    states, it = [], None
+    run, it = (run if run is not None else Run()), None
     try:
         key, ck, notice = STORE.load(model_key)
         if notice:
@@ -172,29 +202,20 @@ def generate(prompt, mode="continue", gen_len=DEFAULT.gen_len, steps=DEFAULT.ste
         cfg = sampler_config(steps=steps, temperature=temperature, remasking=remasking, remask_ratio=remask_ratio,
                              gen_len=gen_len, top_k=top_k, top_p=top_p, seed=seed, block_len=block_len,
                              threshold=threshold, reveal_schedule=reveal_schedule, polish=polish,
-                             defaults=defaults_for(ck.model_config))
-        prep = prepare_prompt(ck.tokenizer, prompt, infill, bool(drop_unknown), ck.model.config.block_size,
-                              cfg.gen_len)
-        _tell(prep.messages)
-        if prep.error:
-            yield problem(prep.error)
-            return
-        delay = _pause(delay_ms)
-        it = denoise(ck.model, ck.tokenizer, prep.text, cfg.replace(gen_len=prep.gen_len),
-                     infill=infill, schedule=ck.schedule)
-        counts = []
-        for state in it:
-            if len(states) < MAX_TRACE:
-                states.append(state)
-            counts.append(state.num_masked)
-            frame = (render.render_state(state), render.mask_chart_svg(counts, state.total_steps),
-                     render.status_line(state))
-            if state.done:
-                yield *frame, state.text, states
+                             defaults=defaults_for(ck.model.config))
+        if at is None:
+            prep = prepare_prompt(ck.tokenizer, prompt, infill, bool(drop_unknown), ck.model.config.block_size,
+                                  cfg.gen_len)
+            _tell(prep.messages)
+            if prep.error:
+                yield problem(prep.error)
                 return
-            yield *frame, "", keep
-            if delay:
-                time.sleep(delay)
+            it, kept = denoise(ck.model, ck.tokenizer, prep.text, cfg.replace(gen_len=prep.gen_len),
+                               infill=infill, schedule=ck.schedule), []
+        else:
+            it, kept = _branch(run, ck, cfg, at)
+        run.ghost, run.tokenizer = bool(ghost), ck.tokenizer
+        yield from _stream(run, it, kept, _pause(delay_ms))
     except SamplingError as e:
         message = str(e)
         yield problem(message[:1].upper() + message[1:])
@@ -202,8 +223,81 @@ def generate(prompt, mode="continue", gen_len=DEFAULT.gen_len, steps=DEFAULT.ste
         log.exception("generation failed")
         yield problem(f"Generation failed: {one_line(e)}")
     finally:
+        run.running = False
         if it is not None:
             it.close()
+
+
+def _branch(run: Run, ck, cfg, at):
+    """The sampler continuing from state `at` of the last run with these settings, and the states kept."""
+    if not run.states:
+        raise SamplingError("nothing to branch from yet: generate a story first, then rewind to a step")
+    if run.tokenizer is not None and run.tokenizer != ck.tokenizer:
+        raise SamplingError("this model reads another alphabet than the one that wrote the draft: "
+                            "branch with the model that wrote it")
+    index = min(max(int(at or 0), 0), len(run.states) - 1)
+    start = run.states[index]
+    states = denoise(ck.model, ck.tokenizer, "", cfg, start=start, schedule=ck.schedule)
+    next(states)              # the branch's first state is `start` itself: the run keeps its own
+    info(f"Branching at step {start.step}: the text written so far is kept, the masks are written anew.")
+    return states, run.states[:index + 1]
+
+
+def _stream(run: Run, states, kept: list, delay: float):
+    """Record each state in the session's run and yield its frame (only the slider while rewound)."""
+    keep = gr.skip()
+    run.states, run.pinned, run.running = list(kept), None, True
+    for state in states:
+        if len(run.states) < MAX_TRACE:
+            run.states.append(state)
+        last = len(run.states) - 1
+        slider = gr.update(maximum=max(last, 1), value=last) if run.pinned is None else gr.update(maximum=max(last, 1))
+        if state.done:
+            run.running = False
+            canvas, chart, status = run.view(run.pinned)
+            yield canvas, chart, slider, run.heatmap(run.pinned), status, state.text
+            return
+        frame = run.view() if run.pinned is None else (keep, keep, keep)
+        yield frame[0], frame[1], slider, keep, frame[2], ""
+        if delay:
+            time.sleep(delay)
+
+
+def rewind(at, run):
+    """The rewind slider moved: show that step of the run (no model call); the live run, if any, goes on
+    behind it until the slider is back at the end."""
+    if run is None or not run.states:
+        return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+    index = min(max(int(at or 0), 0), len(run.states) - 1)
+    run.pinned = None if index == len(run.states) - 1 and run.running else index
+    canvas, chart, status = run.view(index)
+    return canvas, chart, status, gr.skip() if run.running else run.heatmap(index)
+
+
+def show_guesses(ghost, at, run):
+    """The ghost toggle: re-draw the step on screen with or without the model's guesses."""
+    if run is None:
+        return gr.skip()
+    run.ghost = bool(ghost)
+    if not run.states:
+        return gr.skip()
+    return run.view(run.pinned if run.running else at)[0]
+
+
+def replay(speed, at, run):
+    """Play the run again from the step on the slider (from the start if it is at the end)."""
+    if run is None or not run.states or run.running:
+        warn("Nothing to replay yet: generate a story first." if not (run and run.states) else
+             "A run is still being written: replay it when it is done.")
+        return
+    last, pause = len(run.states) - 1, 1 / min(max(float(speed or 8), 0.5), 60)
+    start = 0 if int(at or 0) >= last else max(int(at or 0), 0)
+    for i in range(start, last + 1):
+        run.pinned = i
+        canvas, chart, status = run.view(i)
+        yield canvas, chart, gr.update(value=i), run.heatmap(i) if i == last else gr.skip(), status
+        if i < last:
+            time.sleep(pause)
 
 
 def after_run(status_text):
@@ -225,27 +319,31 @@ def _export_dir() -> Path:
     return out
 
 
-def export_trace(trace):
-    """Render the last run's states as a GIF and an MP4 (microdllm.viz); returns two file paths."""
+def export_trace(run):
+    """Render the last run's states as a GIF, an MP4 and its heatmap (microdllm.viz); returns three file paths."""
+    trace = run.states if isinstance(run, Run) else list(run or [])
+    keep = (gr.skip(),) * 3
     if not trace:
         warn("Nothing to export yet: generate a story first.")
-        return gr.skip(), gr.skip()
+        return keep
     try:
         from microdllm import viz  # lazy: the app runs even if the exporter is unavailable
     except Exception as e:  # noqa: BLE001
         log.exception("microdllm.viz cannot be imported")
         warn(f"Export is unavailable: {one_line(e)}")
-        return gr.skip(), gr.skip()
+        return keep
     out = _export_dir()
     stem = f"diffusion-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{threading.get_ident() % 10000}"
     every = max(1, math.ceil(len(trace) / EXPORT_FRAMES))
+    writers = ((partial(viz.write_gif, every=every), ".gif"), (partial(viz.write_mp4, every=every), ".mp4"),
+               (viz.write_heatmap, "-heatmap.png"))
     paths = []
-    for writer, suffix in ((viz.write_gif, ".gif"), (viz.write_mp4, ".mp4")):
+    for writer, suffix in writers:
         try:
-            paths.append(str(writer(trace, out / (stem + suffix), every=every)))
+            paths.append(str(writer(trace, out / (stem + suffix))))
         except Exception as e:  # noqa: BLE001 - e.g. no ffmpeg for MP4: still give the GIF
             log.exception("export to %s failed", suffix)
-            warn(f"Could not write the {suffix[1:].upper()}: {one_line(e)}")
+            warn(f"Could not write the {suffix.split('.')[-1].upper()}: {one_line(e)}")
             paths.append(None)
     return tuple(gr.update(value=path, visible=path is not None) for path in paths)
 
@@ -256,6 +354,12 @@ def forward_view(tokenizer, sentence: str, t: int, T: int, schedule: str, seed: 
     The same seed draws the same uniform number per character at every t, so raising t only
     ever adds masks: what the slider shows is one sample path of the forward process.
     """
+    schedule, t, sentence, _, masked = _forward_draw(tokenizer, sentence, t, T, schedule, seed)
+    return render.forward_view(sentence, masked, t, T, SCHEDULES, schedule)
+
+
+def _forward_draw(tokenizer, sentence: str, t: int, T: int, schedule: str, seed: int):
+    """The forward tab's draw: (schedule name, t, cleaned sentence, its ids, the mask `corrupt` puts on it)."""
     schedule = schedule if schedule in SCHEDULES else next(iter(SCHEDULES))
     t = min(max(int(t), 0), T)
     sentence = tokenizer.clean(sentence or "")
@@ -265,11 +369,29 @@ def forward_view(tokenizer, sentence: str, t: int, T: int, schedule: str, seed: 
         g = torch.Generator().manual_seed(abs(int(seed)) % (2 ** 63))
         _, mask = corrupt(torch.tensor([ids]), torch.tensor([t]), T, SCHEDULES[schedule](), tokenizer.mask_id, g)
         masked = mask[0].tolist()
-    return render.forward_view(sentence, masked, t, T, SCHEDULES, schedule)
+    return schedule, t, sentence, ids, masked
+
+
+def forward_predictions(ck, sentence: str, t: int, schedule: str, seed: int):
+    """What the model learns from the forward tab's sentence at time t (HTML): its guess at every character
+    the training objective scores and that objective's value (microdllm.diffusion.explain_loss)."""
+    try:
+        T = ck.model.config.timesteps
+        schedule, t, sentence, ids, masked = _forward_draw(ck.tokenizer, sentence, t, T, schedule, seed)
+        if not ids:
+            return '<div class="mdl-pred"><p>Type a sentence to see what the model predicts.</p></div>'
+        ex = explain_loss(ck.model, torch.tensor(ids), torch.tensor(masked), t, T, SCHEDULES[schedule](),
+                          ck.tokenizer.mask_id, trained_loss(ck.config))
+        return render.prediction_view(ex, sentence, lambda i: ck.tokenizer.decode([i]))
+    except Exception as e:  # noqa: BLE001
+        log.exception("forward predictions failed")
+        warn(f"Could not run the model on the sentence: {one_line(e)}")
+        return gr.skip()
 
 
 def forward_process(sentence, t, schedule, seed=0, model_key=""):
-    """The forward (noising) process: the sentence at time t, a summary line, and the schedule curve."""
+    """The forward (noising) process: the sentence at time t, a summary line, the schedule curve, and
+    what the model predicts for it with the loss training would count (HTML)."""
     try:
         _, ck, _ = STORE.load(model_key)
         sentence, limit = sentence or "", ck.model.config.block_size
@@ -279,11 +401,13 @@ def forward_process(sentence, t, schedule, seed=0, model_key=""):
         unknown = ck.tokenizer.unknown_chars(sentence)
         if unknown:
             info(f"Dropped characters the model does not know: {', '.join(repr(c) for c in unknown[:20])}")
-        return forward_view(ck.tokenizer, sentence, int(t or 0), ck.model.config.timesteps, schedule, int(seed or 0))
+        t, seed = int(t or 0), int(seed or 0)
+        view = forward_view(ck.tokenizer, sentence, t, ck.model.config.timesteps, schedule, seed)
     except Exception as e:  # noqa: BLE001
         log.exception("forward process failed")
         warn(f"Could not corrupt the sentence: {one_line(e)}")
-        return gr.skip(), gr.skip(), gr.skip()
+        return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+    return (*view, forward_predictions(ck, sentence, t, schedule, seed))
 
 
 def compare(prompt, gen_len=DEFAULT.gen_len, temperature=DEFAULT.temperature, seed=DEFAULT.seed,
@@ -366,10 +490,17 @@ def control_updates(ck, gen_len=None) -> tuple:
             gr.update(value=d.steps), gr.update(value=d.remasking), gr.update(value=d.threshold or 1),
             gr.update(value=d.polish), gr.update(value=0, label="Block size" if block else "Block length",
                                                  info=block_info),
-            model_note(cfg))
+            model_note(cfg), attention_html(cfg))
 
 
-CONTROLS_FOR_MODEL = ("gen_len", "fwd_t", "steps", "remasking", "threshold", "polish", "block_len", "model_note")
+CONTROLS_FOR_MODEL = ("gen_len", "fwd_t", "steps", "remasking", "threshold", "polish", "block_len", "model_note",
+                      "attention")
+
+
+def attention_html(model_config) -> str:
+    """The model's attention pattern, drawn from the mask it applies: its first 16 positions (32 for big blocks)."""
+    n = min(model_config.block_size, 32 if (model_config.attn_block or 0) > 8 else 16)
+    return render.attention_svg(attention_pattern(model_config, n), model_config.kind, model_config.attn_block)
 
 
 def load_model(source, gen_len=DEFAULT.gen_len):
@@ -379,7 +510,8 @@ def load_model(source, gen_len=DEFAULT.gen_len):
         warn(notice)
     else:
         info(f"Loaded {ck.source}: {card.kind_label(ck.model.config)}, {ck.model.num_params() / 1e6:.2f} M parameters.")
-    return (key, card.model_summary(ck), _notice_md(notice), *control_updates(ck, gen_len))
+    return (key, card.model_summary(ck), _notice_md(notice), *control_updates(ck, gen_len),
+            attention_html(ck.model.config))   # the last: the Model tab's copy of the attention diagram
 
 
 def model_info(model_key=""):
@@ -417,7 +549,8 @@ def _sampler_controls(ck, room: int) -> dict:
         steps=gr.Slider(1, 256, value=d.steps, step=1, precision=0, elem_id="mdl-steps",
                         label="Denoising steps", info="fewer = faster, more characters per step (per block for a "
                                                       "block-diffusion model)"),
-        temperature=gr.Slider(0, 2, value=d.temperature, step=0.05, label="Temperature", info="0 = greedy"),
+        temperature=gr.Slider(0, 2, value=d.temperature, step=0.05, label="Temperature", info="0 = greedy",
+                              elem_id="mdl-temperature"),
         remasking=gr.Dropdown(list(REMASKING_CHOICES), value=d.remasking, label="Remasking", info=REMASKING_INFO),
         remask_ratio=gr.Slider(0, 1, value=d.remask_ratio, step=0.05, label="Remasking ratio",
                                info="share of written characters that may be masked again (confidence strategies)"),
@@ -454,9 +587,9 @@ def _advanced_controls(ck, room: int) -> dict:
         )
 
 
-def _generate_tab(ck, model_key, trace) -> tuple[dict, gr.Dropdown, gr.Markdown]:
-    """The Generate tab and its events; returns its controls (a new model sets them), the model selector
-    and the line that says what the model is.
+def _generate_tab(ck, model_key, run) -> tuple[dict, gr.Dropdown, gr.Markdown, gr.HTML]:
+    """The Generate tab and its events; returns its controls (a new model sets them), the model selector,
+    the line that says what the model is and the drawing of its attention.
 
     Each control is keyed by the name of the `generate` parameter it feeds (see inputs_for).
     """
@@ -464,10 +597,11 @@ def _generate_tab(ck, model_key, trace) -> tuple[dict, gr.Dropdown, gr.Markdown]
     with gr.Tab("Generate", id="generate"), gr.Row():
         with gr.Column(scale=2, min_width=320):
             choices = model_choices()
-            chosen = str(ck.path) if str(ck.path) in [v for _, v in choices] else None
+            chosen = next((v for _, v in choices if Path(v).resolve() == Path(ck.path).resolve()), None)
             selector = gr.Dropdown(choices, value=chosen, label="Model", elem_id="mdl-model",
                                    info="the bundled models; Model tab: load another")
             note = gr.Markdown(model_note(ck.model.config), elem_id="mdl-model-note")
+            attention = gr.HTML(attention_html(ck.model.config), elem_id="mdl-attention")
             mode = gr.Radio([("Continue a prompt", "continue"), ("Fill in the _ blanks", "infill")],
                             value="continue", label="Mode",
                             info="infilling: every _ in the template is one character to fill in")
@@ -481,33 +615,70 @@ def _generate_tab(ck, model_key, trace) -> tuple[dict, gr.Dropdown, gr.Markdown]
             gr.Examples(EXAMPLES, inputs=[prompt, mode], label="Try these")
         with gr.Column(scale=3, min_width=360):
             canvas = gr.HTML(render.render_text(first_prompt), label="Canvas", elem_id="mdl-canvas")
+            views = _run_views()
             status = gr.Markdown("Press **Generate**.", label="Status", elem_id="mdl-status")
             chart = gr.HTML(render.mask_chart_svg([], DEFAULT.steps), label="Masks left", elem_id="mdl-chart")
+            heatmap = gr.HTML(render.heatmap_svg([]), label="When each character was decided", elem_id="mdl-heatmap")
             final = gr.Textbox(label="Final text", lines=4, interactive=False, buttons=["copy"], elem_id="mdl-final")
-            export_btn = gr.Button("Export GIF / MP4 of the last run", elem_id="mdl-export")
+            export_btn = gr.Button("Export GIF / MP4 / heatmap of the last run", elem_id="mdl-export")
             with gr.Row():
-                gif_file = gr.File(label="GIF", interactive=False, visible=False)
-                mp4_file = gr.File(label="MP4", interactive=False, visible=False)
+                files = [gr.File(label=label, interactive=False, visible=False) for label in ("GIF", "MP4", "Heatmap")]
+    controls["ghost"], controls["run"] = views["ghost"], run
+    screen = dict(canvas=canvas, chart=chart, status=status, heatmap=heatmap, final=final)
+    _wire_generate(controls, views, screen, generate_btn, stop_btn, prompt)
+    export_btn.click(export_trace, inputs=run, outputs=files, api_name="export", concurrency_id="model")
+    return controls, selector, note, attention
 
-    gen_event = gr.on([generate_btn.click, prompt.submit], generate, inputs=inputs_for(generate, controls),
-                      outputs=[canvas, chart, status, final, trace], api_name="generate",
-                      show_progress="hidden", concurrency_id="model")
+
+def _run_views() -> dict:
+    """Under the canvas: the ghost toggle, the rewind slider with play / pause, and branch."""
+    with gr.Row(equal_height=True):
+        ghost = gr.Checkbox(False, label="Show the model's guesses under the masks", elem_id="mdl-ghost", scale=2)
+        branch = gr.Button("Branch from this step", elem_id="mdl-branch", scale=1)
+    with gr.Row(equal_height=True):
+        scrub = gr.Slider(0, 1, value=0, step=1, precision=0, label="Rewind: step", elem_id="mdl-scrub", scale=4,
+                          info="drag to any step of the run (no model call); Branch continues from it")
+        play = gr.Button("▶ Play", elem_id="mdl-play", scale=1, min_width=70)
+        pause = gr.Button("Pause", elem_id="mdl-pause", scale=1, min_width=70)
+        speed = gr.Slider(1, 30, value=8, step=1, precision=0, label="Steps per second", elem_id="mdl-speed", scale=2)
+    fresh = gr.State(None)   # Generate's `at`: a new run, not a branch (made here: inside the tab's layout)
+    return dict(ghost=ghost, branch=branch, scrub=scrub, play=play, pause=pause, speed=speed, fresh=fresh)
+
+
+def _wire_generate(controls: dict, views: dict, screen: dict, generate_btn, stop_btn, prompt) -> None:
+    """Generate and Branch stream a run; Stop cancels it; the rewind slider, play / pause and the ghost
+    toggle re-draw the run's states without the model."""
+    c, v, run = screen, views, controls["run"]
+    play_event = v["play"].click(replay, inputs=[v["speed"], v["scrub"], run],
+                                 outputs=[c["canvas"], c["chart"], v["scrub"], c["heatmap"], c["status"]],
+                                 show_progress="hidden", concurrency_limit=None, api_visibility="private")
+    v["pause"].click(None, cancels=[play_event])
+    outputs = [c["canvas"], c["chart"], v["scrub"], c["heatmap"], c["status"], c["final"]]
+    runs = []
+    for triggers, at, api in (([generate_btn.click, prompt.submit], v["fresh"], "generate"),
+                              ([v["branch"].click], v["scrub"], "branch")):
+        runs.append(gr.on(triggers, generate, inputs=inputs_for(generate, {**controls, "at": at}), outputs=outputs,
+                          api_name=api, show_progress="hidden", concurrency_id="model", cancels=[play_event]))
     # Stop cancels the run. The browser may still apply a frame that was in flight after the stop's
     # own "Stopped." arrives, so the status is settled once more after the run has ended for good
     # (a .then runs after the browser has dropped the cancelled stream).
-    stop_btn.click(lambda: "Stopped.", outputs=status, cancels=[gen_event], concurrency_limit=None,
+    stop_btn.click(lambda: "Stopped.", outputs=c["status"], cancels=runs, concurrency_limit=None,
                    api_visibility="private")
-    gen_event.then(after_run, inputs=status, outputs=status, show_progress="hidden", concurrency_limit=None,
-                   api_visibility="private")
-    export_btn.click(export_trace, inputs=trace, outputs=[gif_file, mp4_file], api_name="export",
-                     concurrency_id="model")
-    return controls, selector, note
+    for event in runs:
+        event.then(after_run, inputs=c["status"], outputs=c["status"], show_progress="hidden",
+                   concurrency_limit=None, api_visibility="private")
+    v["scrub"].input(rewind, inputs=[v["scrub"], run], outputs=[c["canvas"], c["chart"], c["status"], c["heatmap"]],
+                     show_progress="hidden", trigger_mode="always_last", concurrency_limit=None,
+                     api_visibility="private")
+    v["ghost"].change(show_guesses, inputs=[v["ghost"], v["scrub"], run], outputs=c["canvas"], show_progress="hidden",
+                      concurrency_limit=None, api_visibility="private")
 
 
 def _forward_tab(ck, model_key) -> gr.Slider:
     """The Forward process tab and its events; returns the t slider (a new model resizes it)."""
     T = ck.model.config.timesteps
     fwd_text, fwd_summary, fwd_curve = forward_view(ck.tokenizer, FORWARD_SENTENCE, T // 2, T, ck.schedule.name, 0)
+    fwd_first_pred = forward_predictions(ck, FORWARD_SENTENCE, T // 2, ck.schedule.name, 0)
     with gr.Tab("Forward process", id="forward"):
         gr.Markdown("Training runs this the other way: take a real sentence, mask each character "
                     "with probability 1 - a(t), and teach the model to guess the masked ones. "
@@ -521,12 +692,16 @@ def _forward_tab(ck, model_key) -> gr.Slider:
                     seed = gr.Number(0, precision=0, label="Seed")
                 fwd_html = gr.HTML(fwd_text)
                 fwd_md = gr.Markdown(fwd_summary, elem_classes=["mdl-summary"])
+                gr.Markdown("**What the model learns:** at this t, training asks the model for every masked "
+                            "character and counts the loss below (hover a character: its guess, the "
+                            "probability it gives the true one, its loss).")
+                fwd_pred = gr.HTML(fwd_first_pred, elem_id="mdl-fwd-pred")
             with gr.Column(scale=2):
                 fwd_svg = gr.HTML(fwd_curve)
 
     controls = dict(sentence=sentence, t=t, schedule=schedule, seed=seed, model_key=model_key)
-    gr.on([sentence.submit, t.change, schedule.change, seed.change], forward_process,
-          inputs=inputs_for(forward_process, controls), outputs=[fwd_html, fwd_md, fwd_svg],
+    gr.on([sentence.submit, t.change, schedule.change, seed.change, model_key.change], forward_process,
+          inputs=inputs_for(forward_process, controls), outputs=[fwd_html, fwd_md, fwd_svg, fwd_pred],
           api_name="forward_process", show_progress="hidden", trigger_mode="always_last", concurrency_limit=None)
     return t
 
@@ -565,7 +740,9 @@ def _compare_tab(ck, model_key) -> None:
 def _model_tab(demo, ck, model_key, notice_box, selector, knobs: list) -> None:
     """The Model tab and its events: what is loaded, loading another checkpoint, the experiments' figures."""
     with gr.Tab("Model", id="model"):
-        summary = gr.Markdown(card.model_summary(ck), elem_id="mdl-card")
+        with gr.Row():
+            summary = gr.Markdown(card.model_summary(ck), elem_id="mdl-card")
+            attention = gr.HTML(attention_html(ck.model.config), elem_id="mdl-attention-model")
         with gr.Row():
             source = gr.Textbox(label="Load another checkpoint", scale=4, max_length=300,
                                 placeholder="Hub repo id (owner/name)" + ("" if STORE.public else " or a local directory")
@@ -576,7 +753,7 @@ def _model_tab(demo, ck, model_key, notice_box, selector, knobs: list) -> None:
                 gr.Image(str(path), label=label, show_label=True, interactive=False, buttons=["download"])
                 gr.Markdown(caption)
 
-    outputs = [model_key, summary, notice_box, *knobs]
+    outputs = [model_key, summary, notice_box, *knobs, attention]
     gr.on([load_btn.click, source.submit], load_model, inputs=inputs_for(load_model, dict(source=source, gen_len=knobs[0])),
           outputs=outputs, api_name="load_model", concurrency_id="model")
     selector.input(load_model, inputs=inputs_for(load_model, dict(source=selector, gen_len=knobs[0])), outputs=outputs,
@@ -591,13 +768,14 @@ def build_demo(checkpoint_source: str | None = None) -> gr.Blocks:
     key, ck, notice = STORE.load(checkpoint_source, trusted=True)   # the operator's choice, not a visitor's
     STORE.default_key, STORE.startup_notice = key, notice
     with gr.Blocks(title="micro-dLLM: watch a diffusion LM write", delete_cache=(3600, 3600)) as demo:
-        model_key = gr.State(key)   # the session's model, and its last run's states (for export)
-        trace = gr.State([])
+        model_key = gr.State(key)   # the session's model, and its last run (rewind, branch, export)
+        # a callable: a new Run for each session (Gradio calls it); a run untouched for RUN_TTL_S is dropped
+        run = gr.State(lambda: Run(), time_to_live=RUN_TTL_S)
         gr.Markdown(INTRO)
         notice_box = _notice_md(notice)
         with gr.Tabs():
-            controls, selector, note = _generate_tab(ck, model_key, trace)
-            knobs = {**controls, "fwd_t": _forward_tab(ck, model_key), "model_note": note}
+            controls, selector, note, attention = _generate_tab(ck, model_key, run)
+            knobs = {**controls, "fwd_t": _forward_tab(ck, model_key), "model_note": note, "attention": attention}
             _compare_tab(ck, model_key)
             _model_tab(demo, ck, model_key, notice_box, selector, [knobs[name] for name in CONTROLS_FOR_MODEL])
     # A full queue refuses new runs at once: the browser shows "This application is currently busy.

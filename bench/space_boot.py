@@ -48,7 +48,7 @@ from gradio_client import Client
 url = sys.argv[1]
 t0 = time.monotonic()
 client = Client(url, verbose=False)
-canvas, chart, status, final = client.predict(prompt="Once upon a time", gen_len=60, delay_ms=0, api_name="/generate")
+*_, status, final = client.predict(prompt="Once upon a time", gen_len=60, delay_ms=0, api_name="/generate")
 print(json.dumps({"status": status, "final": final, "seconds": round(time.monotonic() - t0, 2)}))
 """
 

@@ -104,6 +104,8 @@ def _add_eval(sub):
     p.add_argument("--windows", type=positive_int, default=256, help="validation windows of one block each")
     p.add_argument("--timesteps", type=positive_int, default=16, help="stratified timesteps per window")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--block-len", type=positive_int, help="a block-diffusion model: evaluate at this block size "
+                                                         "(default: its own)")
     p.add_argument("--json", action="store_true")
     _add_progress_flag(p)
     p.set_defaults(func=cmd_eval)
@@ -121,7 +123,7 @@ def cmd_eval(args):
     t0 = time.perf_counter()
     with progress_bars(_progress(args)):
         metrics = evaluate(ck.model, windows, ck.schedule, ck.tokenizer.mask_id,
-                           timesteps_per_window=args.timesteps, seed=args.seed)
+                           timesteps_per_window=args.timesteps, seed=args.seed, block=args.block_len)
     metrics.update(checkpoint=ck.source, data=args.data, dropped_characters=dropped,
                    seconds=round(time.perf_counter() - t0, 1))
     if args.json:

@@ -18,6 +18,7 @@ This module does no file or network I/O.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -204,3 +205,105 @@ def block_diffusion_loss(kind: str, logits, x0, targets, u, schedule: Schedule, 
     w = torch.where(always, torch.ones_like(u), slope / schedule.mask_prob(u).clamp_min(1e-6)).float()
     nll = masked_token_nll(logits, x0, mask_id)
     return (nll * targets * w.to(nll.device)).sum() / x0.numel()
+
+
+# ---- what the model learns: one sentence through the training objective (the app's Forward tab) -----
+# One x_t of one sentence, run through the model and scored by the very loss functions above, as
+# Trainer.loss_on does for each kind of model: full-sequence diffusion (mask from `corrupt`, the
+# timestep if the model embeds it), block diffusion (the paired pass against the clean sentence, the
+# always-predicted characters as targets too), or the causal baseline (next-character loss, no masks).
+
+LOSS_KINDS = ("masked_ce", "elbo")
+
+
+def trained_loss(config: dict | None) -> str:
+    """The loss a checkpoint was trained with: config.json's training.config.loss (masked_ce if absent)."""
+    training = (config or {}).get("training")
+    recipe = training.get("config") if isinstance(training, dict) else None
+    loss = recipe.get("loss") if isinstance(recipe, dict) else None
+    return loss if loss in LOSS_KINDS else "masked_ce"
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One character the objective scores."""
+
+    position: int       # its index in the sentence
+    true_id: int
+    guess_id: int       # the model's most likely character there (never the mask)
+    p_true: float       # the probability the model gives the true character
+    loss: float         # -log p_true, nats
+    weight: float       # its weight in the objective: objective = sum of weight * loss
+    masked: bool        # masked in the model's input (False: predicted whatever the noise, or next-character)
+
+
+@dataclass(frozen=True)
+class LossExplanation:
+    """What training computes on one sentence at time t: `objective` is exactly the training loss (nats)."""
+
+    model_kind: str     # "diffusion", "block diffusion" or "autoregressive"
+    loss: str           # "masked_ce", "elbo", or "next_char" for the causal baseline
+    objective: float
+    predictions: tuple[Prediction, ...]
+    t: int
+    T: int
+    length: int         # characters in the sentence
+    block: int | None = None
+    step_weight: float | None = None   # full-sequence elbo: T * w_t
+
+
+def _block_elbo_weights(u: torch.Tensor, schedule: Schedule, always: torch.Tensor) -> torch.Tensor:
+    """Per character, the weight block_diffusion_loss's elbo puts on its NLL before dividing by L."""
+    h = 1e-4
+    u = u.double().clamp(h, 1 - h)
+    slope = (schedule.alpha(u - h) - schedule.alpha(u + h)) / (2 * h)
+    return torch.where(always, torch.ones_like(u), slope / schedule.mask_prob(u).clamp_min(1e-6)).float()
+
+
+def _predictions(logits, x0, targets, weights, masked, mask_id, offset: int = 0) -> tuple[Prediction, ...]:
+    nll = masked_token_nll(logits, x0, mask_id)[0]
+    guess = logits[0].float().clone()
+    guess[:, mask_id] = float("-inf")
+    guess = guess.argmax(-1)
+    return tuple(Prediction(i + offset, int(x0[0, i]), int(guess[i]), math.exp(-float(nll[i])), float(nll[i]),
+                            float(weights[0, i]), bool(masked[0, i]))
+                 for i in targets[0].nonzero().flatten().tolist())
+
+
+@torch.inference_mode()
+def explain_loss(model, x0: torch.Tensor, mask: torch.Tensor, t: int, T: int, schedule: Schedule, mask_id: int,
+                 loss: str = "masked_ce") -> LossExplanation:
+    """Run one sentence as training does and score it with the training loss.
+
+    x0: (L,) or (1, L) ids; mask: the matching booleans from `corrupt` at time t (ignored by a causal
+    model). A block model sees x_t = x0 masked there (not at its always-predicted characters) in the
+    paired pass against x0, every block at time u = t / T; its targets are the masked characters and
+    the always-predicted ones."""
+    model = getattr(model, "_orig_mod", model)      # a compiled model: run the eager one
+    cfg, device = model.config, model.token_emb.weight.device
+    x0, mask = x0.reshape(1, -1).to(device), mask.reshape(1, -1).to(device=device, dtype=torch.bool)
+    L = x0.size(1)
+    if cfg.causal:
+        logits = model(x0)
+        value = autoregressive_loss(logits, x0, mask_id) if L > 1 else torch.zeros(())
+        ones = torch.ones(1, L - 1, dtype=torch.bool, device=device)
+        preds = _predictions(logits[:, :-1], x0[:, 1:], ones, ones / max(L - 1, 1), ~ones, mask_id, offset=1)
+        return LossExplanation(cfg.kind, "next_char", float(value), preds, t, T, L)
+    if loss not in LOSS_KINDS:
+        raise ValueError(f"unknown loss {loss!r}; choose masked_ce or elbo")
+    tt = torch.tensor([t], device=device)
+    if cfg.attn_block:
+        always = always_predicted(L, cfg.attn_block, cfg.shift).to(device)[None]
+        targets, u = mask | always, torch.full((1, L), t / T, dtype=torch.float64)
+        logits = model(x0.masked_fill(mask & ~always, mask_id), clean=x0)
+        value = block_diffusion_loss(loss, logits, x0, targets, u, schedule, mask_id, always[0])
+        weights = (_block_elbo_weights(u, schedule, always.cpu()) / L if loss == "elbo"
+                   else torch.full((1, L), 1 / max(int(targets.sum()), 1)))
+        preds = _predictions(logits, x0, targets, weights, mask & ~always, mask_id)
+        return LossExplanation(cfg.kind, loss, float(value), preds, t, T, L, block=cfg.attn_block)
+    logits = model(x0.masked_fill(mask, mask_id), tt if cfg.time_embedding else None)
+    value = diffusion_loss(loss, logits, x0, mask, tt, T, schedule, mask_id)
+    step = float(schedule.elbo_weight(tt.cpu(), T)[0]) * T if loss == "elbo" else None
+    weights = torch.full((1, L), step / L if step is not None else 1 / max(int(mask.sum()), 1))
+    preds = _predictions(logits, x0, mask, weights, mask, mask_id)
+    return LossExplanation(cfg.kind, loss, float(value), preds, t, T, L, step_weight=step)

@@ -140,14 +140,16 @@ def evaluate_autoregressive(model: Transformer, windows: torch.Tensor, mask_id: 
 
 @torch.inference_mode()
 def evaluate_blocks(model: Transformer, windows: torch.Tensor, schedule: Schedule, mask_id: int,
-                    timesteps_per_window: int = 16, batch_size: int = 32, seed: int = 0) -> dict:
+                    timesteps_per_window: int = 16, batch_size: int = 32, seed: int = 0,
+                    block: int | None = None) -> dict:
     """NELBO of a block-diffusion model: per block, the masked-diffusion bound on its characters given
     the clean blocks before it (each block scored at `timesteps_per_window` stratified timesteps of
     its own), plus the exact log-likelihood of the always-predicted ones given everything before them.
-    B = 1 with shift is the exact autoregressive figure."""
+    B = 1 with shift is the exact autoregressive figure. block: another block size than the model's own
+    (for a model trained over several)."""
     model.eval()
     cfg = model.config
-    T, block, (N, L) = cfg.timesteps, cfg.attn_block, windows.shape
+    T, block, (N, L) = cfg.timesteps, block or cfg.attn_block, windows.shape
     K, n_blocks = timesteps_per_window, -(-L // block)
     always = always_predicted(L, block, cfg.shift)
     g = torch.Generator().manual_seed(seed)
@@ -159,11 +161,11 @@ def evaluate_blocks(model: Transformer, windows: torch.Tensor, schedule: Schedul
     bar = _bar(N * K, "pass", f"eval ({N} windows x {K} timesteps)")
     for i in range(0, N, batch_size):
         x0 = windows[i:i + batch_size]
-        exact += float((masked_token_nll(model(x0.to(device)).float().cpu(), x0, mask_id) * always).sum())
+        exact += float((masked_token_nll(model(x0.to(device), block=block).float().cpu(), x0, mask_id) * always).sum())
         for k in range(K):
             t = t_all[i:i + batch_size, :, k].repeat_interleave(block, dim=1)[:, :L]
             masked = (torch.rand(x0.shape, generator=g) < schedule.mask_prob(t.double() / T).float()) & ~always
-            logits = model(x0.masked_fill(masked, mask_id).to(device), clean=x0.to(device)).float().cpu()
+            logits = model(x0.masked_fill(masked, mask_id).to(device), clean=x0.to(device), block=block).float().cpu()
             nll = masked_token_nll(logits, x0, mask_id) * masked
             bound += float((nll * schedule.elbo_weight(t.flatten(), T).view_as(t) * T).sum()) / K
             masked_nll += float(nll.sum())
@@ -179,7 +181,8 @@ def evaluate(model: Transformer, windows: torch.Tensor, schedule: Schedule, mask
     """Exact bits/char for an autoregressive model; the NELBO and its companions for a diffusion model."""
     if getattr(model.config, "attn_block", None):
         return evaluate_blocks(model, windows, schedule, mask_id, timesteps_per_window=kw.get("timesteps_per_window", 16),
-                               seed=kw.get("seed", 0))
+                               seed=kw.get("seed", 0), block=kw.get("block"))
+    kw.pop("block", None)   # only a block-diffusion model has a block size to choose
     if model.config.causal:
         return evaluate_autoregressive(model, windows, mask_id, batch_size=kw.get("batch_size", 64))
     return evaluate_diffusion(model, windows, schedule, mask_id, **kw)

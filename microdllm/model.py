@@ -209,3 +209,12 @@ class Transformer(nn.Module):
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+def attention_pattern(config: ModelConfig, n: int) -> list[list[bool]]:
+    """The first n x n of the attention mask the model applies, as plain booleans: row = query, column
+    = key, True where it may attend. Built like `Transformer._mask`: block-causal with attn_block,
+    causal (block 1) for the autoregressive model, and all-to-all otherwise (positions are the
+    network's inputs; with `shift`, input 0 is the start vector and input j reads character j - 1)."""
+    block = config.attn_block or (1 if config.causal else max(n, 1))
+    return block_causal_mask(n, n, block).tolist()

@@ -58,6 +58,10 @@ MAX_STEPS = 1000
 MAX_POLISH = 16
 TRAINING_SCHEDULE = "model"   # what the UI and the CLI call "the model's training schedule"
 ROLES = ("prompt", "masked", "remasked", "revealed", "text")   # what a character is in a state
+# What made a step: the fully masked start (or the draft a branch starts from), the reveal loop, the
+# original's refinement and its t = 0 pass, a polish pass, or one character of the left-to-right model.
+PHASES = ("start", "reveal", "refine", "final pass", "polish", "left to right")
+TOP_CANDIDATES = 5        # the alternatives a state keeps for each character written in its step
 
 
 class SamplingError(ValueError):
@@ -138,6 +142,14 @@ def switches(threshold: float | None, reveal_schedule: str | None) -> dict:
 
 
 @dataclass(frozen=True)
+class Candidates:
+    """What the model weighed for one position when it wrote a character there."""
+    position: int
+    written: str                            # the character written
+    top: tuple[tuple[str, float], ...]      # the model's most probable characters, with their probabilities
+
+
+@dataclass(frozen=True)
 class DenoiseState:
     """The sequence after one denoising step. Tuples, so a state can be kept and shared safely."""
     step: int                       # 0 = the fully masked start; then 1, 2, ...
@@ -156,6 +168,9 @@ class DenoiseState:
     block: tuple[int, int] | None = None    # positions [start, end) being written (None: all at once)
     boundaries: tuple[int, ...] = ()        # where each block of the run starts
     positions_evaluated: int = 0            # input positions the network has processed so far (its work)
+    phase: str = "start"                    # the phase that made this step: see PHASES
+    guesses: tuple[str, ...] = ()           # per position: the model's best guess under a mask ('' = none yet)
+    candidates: tuple[Candidates, ...] = () # the characters written (or rewritten) by this step, and their rivals
 
     @property
     def num_masked(self) -> int:
@@ -238,23 +253,26 @@ class _Canvas:
     A block-causal model keeps the blocks behind the one being written in a KV cache: an evaluation
     then runs only the block's positions (and, once, the block just finished, to cache it)."""
 
-    def __init__(self, model, tokenizer: CharTokenizer, ids: list[int], cfg: SamplerConfig, schedule: Schedule):
+    def __init__(self, model, tokenizer: CharTokenizer, ids: list[int], cfg: SamplerConfig, schedule: Schedule,
+                 start: DenoiseState | None = None):
         self.model, self.tokenizer, self.cfg, self.schedule = model, tokenizer, cfg, schedule
         self.reveal_schedule = get_schedule(cfg.reveal_schedule) if cfg.reveal_schedule else schedule
         self.mask_id = tokenizer.mask_id
         self.device = next(model.parameters()).device
         self.x = torch.tensor(ids, dtype=torch.long)
-        self.fixed = tuple((self.x != self.mask_id).tolist())
-        self.editable = [i for i, f in enumerate(self.fixed) if not f]
-        self.conf = torch.full(self.x.shape, float("nan"))
+        self.fixed = start.fixed if start else tuple((self.x != self.mask_id).tolist())
+        self.editable = [i for i, f in enumerate(self.fixed) if not f]          # every generated position
+        self.conf = torch.tensor(start.confidence) if start else torch.full(self.x.shape, float("nan"))
         self.generator = torch.Generator().manual_seed(cfg.seed)
-        self.nfe = self.step = self.work = 0
+        self.nfe, self.step, self.work = (start.nfe, start.step, start.positions_evaluated) if start else (0, 0, 0)
+        self.phase, self.guess, self.noted = "start", [""] * len(ids), []
+        to_write = [i for i in self.editable if ids[i] == self.mask_id]
         block = self.attn_block = (cfg.block_len or model.config.attn_block) if model.config.attn_block else None
         self.cache = KVCache(model.config.n_layer) if block and hasattr(model, "extend") else None
         if block:
-            self.blocks = model_blocks(self.editable, block, len(ids), cfg.steps)
+            self.blocks = model_blocks(to_write, block, len(ids), cfg.steps)
         else:
-            self.blocks = split_blocks(self.editable, cfg.block_len, cfg.steps)
+            self.blocks = split_blocks(to_write, cfg.block_len, cfg.steps)
         self.boundaries = tuple(b.span[0] for b in self.blocks if b.span)
         self.block: tuple[int, int] | None = None
 
@@ -293,14 +311,27 @@ class _Canvas:
     def any_masked(self) -> bool:
         return bool((self.x == self.mask_id).any())
 
+    def note(self, pos: torch.Tensor, logits: torch.Tensor, before: torch.Tensor) -> None:
+        """Remember what the model believed at `pos` this step (logits: their rows; before: their tokens
+        before the step): its best guess under each mask left, and the rivals of each character written."""
+        masked_id = self.mask_id
+        best = logits.float().index_fill(-1, torch.tensor([masked_id]), float("-inf")).argmax(-1).tolist()
+        for k, (i, token, was) in enumerate(zip(pos.tolist(), self.x[pos].tolist(), before.tolist())):
+            if token == masked_id:
+                self.guess[i] = self.tokenizer.chars[best[k] - 1]
+            elif token != was:
+                self.guess[i] = ""
+                self.noted.append(candidates(i, logits[k], token, self.tokenizer))
+
     def state(self, prev: torch.Tensor, u: float, total: int, done: bool, rewritten: bool = False) -> DenoiseState:
         """The state after a step; `prev` is x before it. rewritten: `revealed` marks changed characters."""
         masked, was = self.x == self.mask_id, prev == self.mask_id
         revealed = self.x != prev if rewritten else was & ~masked
+        noted, self.noted = tuple(self.noted), []
         return DenoiseState(self.step, total, u, tuple(self.x.tolist()), self.tokenizer.decode(self.x.tolist()),
                             tuple(masked.tolist()), tuple(revealed.tolist()), tuple((~was & masked).tolist()),
                             tuple(self.conf.tolist()), self.fixed, self.nfe, 0.0, done,
-                            self.block, self.boundaries, self.work)
+                            self.block, self.boundaries, self.work, self.phase, tuple(self.guess), noted)
 
 
 # Each phase below changes the canvas one step at a time and yields (x before the step, u after it,
@@ -309,7 +340,7 @@ class _Canvas:
 
 def _reveal(c: _Canvas) -> Iterator[tuple]:
     """Masked positions are revealed and stay revealed: LLaDA's low-confidence remasking and its kin."""
-    cfg, g = c.cfg, c.generator
+    cfg, g, c.phase = c.cfg, c.generator, "reveal"
     for block in c.blocks:
         pos, n, n_steps, c.block = torch.tensor(block.positions), len(block.positions), block.steps, block.span
         for i in range(1, n_steps + 1):
@@ -325,6 +356,7 @@ def _reveal(c: _Canvas) -> Iterator[tuple]:
                 tokens, p_tok, score = propose(logits, cfg, g, c.mask_id)          # 2. propose
                 reveal = choose_reveal(cfg, score, p_tok, masked, quota, a_now, a_next, g)   # 3. choose
                 c.x[pos[reveal]], c.conf[pos[reveal]] = tokens[reveal], p_tok[reveal]    # 4. write
+                c.note(pos, logits, prev[pos])
             c.step += 1
             finished = not c.any_masked()
             yield prev, u_next, finished, False
@@ -336,14 +368,15 @@ def _refine(c: _Canvas) -> Iterator[tuple]:
     """The original's refinement (remask_ratio r > 0): every step re-predicts the whole block, then
     re-masks the `target` least confident of the masked positions and the floor(r * revealed) least
     confident written ones. Runs every planned step."""
-    cfg, g = c.cfg, c.generator
+    cfg, g, c.phase = c.cfg, c.generator, "refine"
     for b, block in enumerate(c.blocks):
         pos, n, n_steps, c.block = torch.tensor(block.positions), len(block.positions), block.steps, block.span
         for i in range(1, n_steps + 1):
             prev, u_now, u_next = c.x.clone(), (n_steps - i + 1) / n_steps, (n_steps - i) / n_steps
             masked = c.x[pos] == c.mask_id
             target = int((1.0 - c.reveal_schedule.alpha(u_next)) * n + 1e-9)   # masks left after the step
-            tokens, p_tok, score = propose(c.logits(u_now)[pos], cfg, g, c.mask_id)
+            logits = c.logits(u_now)[pos]
+            tokens, p_tok, score = propose(logits, cfg, g, c.mask_id)
             cap = n if cfg.remask_ratio >= 1 else math.floor(cfg.remask_ratio * (n - int(masked.sum())))
             open_ = masked | lowest(score, cap, ~masked)
             c.x[pos], c.conf[pos] = tokens, p_tok
@@ -352,15 +385,18 @@ def _refine(c: _Canvas) -> Iterator[tuple]:
             else:
                 stay = lowest(score, target, open_)
             c.x[pos[stay]] = c.mask_id
+            c.note(pos, logits, prev[pos])
             c.step += 1
             yield prev, u_next, b == len(c.blocks) - 1 and i == n_steps, False
 
 
 def _final_pass(c: _Canvas) -> Iterator[tuple]:
     """The original's last step: a greedy re-prediction of every written character at t = 0."""
-    prev, ed, c.block = c.x.clone(), torch.tensor(c.editable), None
-    tokens, p_tok, _ = propose(c.logits(0.0)[ed], c.cfg.replace(temperature=0.0), c.generator, c.mask_id)
+    prev, ed, c.block, c.phase = c.x.clone(), torch.tensor(c.editable), None, "final pass"
+    logits = c.logits(0.0)[ed]
+    tokens, p_tok, _ = propose(logits, c.cfg.replace(temperature=0.0), c.generator, c.mask_id)
     c.x[ed], c.conf[ed] = tokens, p_tok
+    c.note(ed, logits, prev[ed])
     c.step += 1
     yield prev, 0.0, True, False
 
@@ -368,7 +404,7 @@ def _final_pass(c: _Canvas) -> Iterator[tuple]:
 def _polish(c: _Canvas, passes: int) -> Iterator[tuple]:
     """Re-read every passes-th written character with the rest in view; keep it unless the model
     is sure of another one."""
-    greedy, c.block = c.cfg.replace(temperature=0.0), None
+    greedy, c.block, c.phase = c.cfg.replace(temperature=0.0), None, "polish"
     for j in range(passes):
         prev, pos = c.x.clone(), torch.tensor(c.editable[j::passes])
         c.x[pos] = c.mask_id
@@ -377,14 +413,30 @@ def _polish(c: _Canvas, passes: int) -> Iterator[tuple]:
         proposal, p_best, _ = propose(logits, greedy, c.generator, c.mask_id)
         c.x[pos] = torch.where(p_best > POLISH_CONFIDENCE, proposal, prev[pos])
         c.conf[pos] = logits.softmax(-1).gather(-1, c.x[pos][:, None]).squeeze(-1)
+        c.note(pos, logits, prev[pos])
         c.step += 1
         yield prev, 0.0, j == passes - 1, True
 
 
 @torch.inference_mode()
 def _run(model, tokenizer: CharTokenizer, prompt: str, cfg: SamplerConfig, infill: bool,
-         schedule: Schedule) -> Iterator[DenoiseState]:
-    """The reverse process: the all-masked start, the denoising phase, then the polish passes."""
+         schedule: Schedule, start: DenoiseState | None = None) -> Iterator[DenoiseState]:
+    """The reverse process: the all-masked start (or `start`), the denoising phase, then the polish passes."""
+    ids = _resumed(start, model) if start is not None else _start_ids(model, tokenizer, prompt, cfg, infill)
+    c = _Canvas(model, tokenizer, ids, cfg, schedule, start)
+    passes = min(cfg.polish, len(c.editable))
+    total = c.step + sum(b.steps for b in c.blocks) + cfg.final_pass + passes
+    refine = cfg.remasking in SCORED and cfg.remask_ratio > 0
+    phases = [_refine(c) if refine else _reveal(c)]
+    phases += [_final_pass(c)] * cfg.final_pass + [_polish(c, passes)] * bool(passes)
+    yield c.state(c.x, start.u if start else 1.0, total, done=False)
+    for k, phase in enumerate(phases):
+        for prev, u, phase_over, rewritten in phase:
+            yield c.state(prev, u, total, done=phase_over and k == len(phases) - 1, rewritten=rewritten)
+
+
+def _start_ids(model, tokenizer: CharTokenizer, prompt: str, cfg: SamplerConfig, infill: bool) -> list[int]:
+    """The fully masked start: the prompt and the masks after it, or the template with its masks."""
     mask_id, block_size = tokenizer.mask_id, model.config.block_size
     if infill and getattr(model.config, "attn_block", None):
         raise SamplingError("this model writes block by block, left to right, so it cannot fill in blanks: "
@@ -392,19 +444,21 @@ def _run(model, tokenizer: CharTokenizer, prompt: str, cfg: SamplerConfig, infil
     if infill:
         ids = tokenizer.encode_template(prompt)
         generation_length(cfg, len(ids), block_size, n_masks=ids.count(mask_id))
-    else:
-        ids = tokenizer.encode(prompt)
-        ids = ids + [mask_id] * generation_length(cfg, len(ids), block_size)
-    c = _Canvas(model, tokenizer, ids, cfg, schedule)
-    passes = min(cfg.polish, len(c.editable))
-    total = sum(b.steps for b in c.blocks) + cfg.final_pass + passes
-    refine = cfg.remasking in SCORED and cfg.remask_ratio > 0
-    phases = [_refine(c) if refine else _reveal(c)]
-    phases += [_final_pass(c)] * cfg.final_pass + [_polish(c, passes)] * bool(passes)
-    yield c.state(c.x, 1.0, total, done=False)
-    for k, phase in enumerate(phases):
-        for prev, u, phase_over, rewritten in phase:
-            yield c.state(prev, u, total, done=phase_over and k == len(phases) - 1, rewritten=rewritten)
+        return ids
+    ids = tokenizer.encode(prompt)
+    return ids + [mask_id] * generation_length(cfg, len(ids), block_size)
+
+
+def _resumed(start: DenoiseState, model) -> list[int]:
+    """The tokens a branch starts from: a state of an earlier run, whose masks are written from here on."""
+    ids, vocab = list(start.tokens), model.config.vocab_size
+    if not 0 < len(ids) <= model.config.block_size:
+        raise SamplingError(f"the draft is {len(ids)} characters; the model's context is {model.config.block_size}")
+    if not all(0 <= i < vocab for i in ids) or len(start.fixed) != len(ids) or len(start.confidence) != len(ids):
+        raise SamplingError("the draft does not fit this model's vocabulary")
+    if not any(start.masked):
+        raise SamplingError("nothing to continue: the draft has no masks left (rewind to an earlier step)")
+    return ids
 
 
 def _timed(states: Iterator[DenoiseState]) -> Iterator[DenoiseState]:
@@ -418,68 +472,99 @@ def _timed(states: Iterator[DenoiseState]) -> Iterator[DenoiseState]:
 
 
 def denoise(model, tokenizer: CharTokenizer, prompt: str = "", config: SamplerConfig | None = None, *,
-            infill: bool = False, schedule: Schedule | None = None, **overrides) -> Iterator[DenoiseState]:
+            infill: bool = False, schedule: Schedule | None = None, start: DenoiseState | None = None,
+            **overrides) -> Iterator[DenoiseState]:
     """Yield the state after every denoising step, from all-masked (step 0) to clean text (done=True).
 
     prompt: text to continue, or with infill=True a template whose `_` glyphs are filled in. A
     block-causal model writes block by block (its blocks, KV-cached); a causal one left to right.
+    start: branch from a state of an earlier run (same vocabulary): its text is kept, its masks are
+    written from there on with `config` (the prompt and `infill` are then ignored); steps go on from
+    its step, so the branch's states follow the earlier run's states up to `start`.
     Stop iterating at any time to cancel. `elapsed` counts the sampler's own time only, not the
     time the caller spends with each state (rendering, streaming).
     """
     cfg = (config or DEFAULT).replace(**overrides)
     if model.config.causal:   # an autoregressive model writes left to right, through the same stream
-        if infill:
+        if infill and start is None:
             raise SamplingError("an autoregressive model writes left to right: it cannot fill in blanks")
-        return left_to_right(model, tokenizer, prompt, cfg)
-    return _timed(_run(model, tokenizer, prompt, cfg, infill, schedule or CosineSchedule()))
+        return left_to_right(model, tokenizer, prompt, cfg, start=start)
+    return _timed(_run(model, tokenizer, prompt, cfg, infill, schedule or CosineSchedule(), start))
 
 
-def left_to_right(model, tokenizer: CharTokenizer, prompt: str = "", config: SamplerConfig | None = None,
-                  **overrides) -> Iterator[DenoiseState]:
+def left_to_right(model, tokenizer: CharTokenizer, prompt: str = "", config: SamplerConfig | None = None, *,
+                  start: DenoiseState | None = None, **overrides) -> Iterator[DenoiseState]:
     """The autoregressive baseline as the same stream: one character per step, left to right.
 
     For a causal model (`model.config.causal`): every step runs the model on the text so far and
     samples the next character (temperature, top-k, top-p, seed as for `denoise`); positions not
-    yet written are shown as masks, so every view renders both kinds of model alike.
+    yet written are shown as masks, so every view renders both kinds of model alike. start: branch
+    from a state whose masks all come after its text (see `denoise`).
     """
-    return _timed(_left_to_right(model, tokenizer, prompt, (config or DEFAULT).replace(**overrides)))
+    return _timed(_left_to_right(model, tokenizer, prompt, (config or DEFAULT).replace(**overrides), start))
 
 
 @torch.inference_mode()
-def _left_to_right(model, tokenizer, prompt, cfg) -> Iterator[DenoiseState]:
+def _left_to_right(model, tokenizer, prompt, cfg, start: DenoiseState | None = None) -> Iterator[DenoiseState]:
     if not model.config.causal:
         raise SamplingError("left-to-right generation needs a causal (autoregressive) model")
-    ids = tokenizer.encode(prompt)
-    n_gen, L = generation_length(cfg, len(ids), model.config.block_size), model.config.block_size
-    mask_id, n = tokenizer.mask_id, len(ids)
+    ids, n_gen, fixed = _ar_start(model, tokenizer, prompt, cfg, start)
+    L, mask_id, n = model.config.block_size, tokenizer.mask_id, len(ids)
     # A story starts after a blank line in the training text: the hidden context of an empty prompt.
-    start = tokenizer.encode(tokenizer.clean("\n\n")) or [mask_id]
-    seq = torch.tensor(start + ids + [mask_id] * n_gen)        # what the model reads; x = seq[len(start):]
-    x, fixed = seq[len(start):], tuple([True] * n + [False] * n_gen)
-    conf = torch.full(x.shape, float("nan"))
+    context = tokenizer.encode(tokenizer.clean("\n\n")) or [mask_id]
+    seq = torch.tensor(context + ids + [mask_id] * n_gen)      # what the model reads; x = seq[len(context):]
+    x = seq[len(context):]
+    conf = torch.tensor(start.confidence) if start else torch.full(x.shape, float("nan"))
     g, greedy = torch.Generator().manual_seed(cfg.seed), cfg.replace(remasking="low_confidence")
-    cache, work = KVCache(model.config.n_layer), 0
+    cache, s0, nfe0 = KVCache(model.config.n_layer), start.step if start else 0, start.nfe if start else 0
+    work = start.positions_evaluated if start else 0
 
-    def state(step, revealed_at=None):
+    def state(step, revealed_at=None, noted=()):
         masked = x == mask_id
         revealed = tuple(i == revealed_at for i in range(len(x)))
         span = None if revealed_at is None else (revealed_at, revealed_at + 1)
-        return DenoiseState(step, n_gen, 1 - step / n_gen, tuple(x.tolist()), tokenizer.decode(x.tolist()),
+        return DenoiseState(s0 + step, s0 + n_gen, 1 - step / n_gen, tuple(x.tolist()), tokenizer.decode(x.tolist()),
                             tuple(masked.tolist()), revealed, (False,) * len(x), tuple(conf.tolist()), fixed,
-                            step, 0.0, step == n_gen, span, (), work)
+                            nfe0 + step, 0.0, step == n_gen, span, (), work,
+                            "left to right" if step else "start", (), noted)
 
     yield state(0)
     for step in range(1, n_gen + 1):
-        end = len(start) + n + step - 1                    # the model reads seq[:end] to write x[end - len(start)]
+        end = len(context) + n + step - 1                  # the model reads seq[:end] to write x[end - len(context)]
         if end <= L and hasattr(model, "extend"):          # KV-cached: only the new positions are evaluated
             work += end - cache.length
             logits = model.extend(seq[None].to(_device(model)), end, cache, keep=end - cache.length)[0, -1:]
         else:                            # uncached (past the context: a sliding window)
             work += min(end, L)
             logits = model(seq[None, max(0, end - L):end].to(_device(model)))[0, -1:]
-        token, p_tok, _ = propose(logits.float().cpu(), greedy, g, mask_id)
-        x[end - len(start)], conf[end - len(start)] = token[0], p_tok[0]
-        yield state(step, revealed_at=end - len(start))
+        logits, i = logits.float().cpu(), end - len(context)
+        token, p_tok, _ = propose(logits, greedy, g, mask_id)
+        x[i], conf[i] = token[0], p_tok[0]
+        yield state(step, revealed_at=i, noted=(candidates(i, logits[0], int(token[0]), tokenizer),))
+
+
+def _ar_start(model, tokenizer, prompt: str, cfg: SamplerConfig, start: DenoiseState | None):
+    """(prompt ids, characters to write, fixed flags): from the prompt, or from a branch's draft, whose
+    masks must all come after its text (a left-to-right model writes only at the end)."""
+    if start is None:
+        ids = tokenizer.encode(prompt)
+        n_gen = generation_length(cfg, len(ids), model.config.block_size)
+        return ids, n_gen, tuple([True] * len(ids) + [False] * n_gen)
+    ids = _resumed(start, model)
+    first = list(start.masked).index(True)
+    if not all(start.masked[first:]):
+        raise SamplingError("a left-to-right model continues only a draft whose masks all come after its text; "
+                            "this draft has text after a mask (continue it with a diffusion model)")
+    return ids[:first], len(ids) - first, start.fixed
+
+
+def candidates(position: int, logits: torch.Tensor, token: int, tokenizer: CharTokenizer) -> Candidates:
+    """The character written at `position` (its id `token`) and the model's top choices there (logits: (V,))."""
+    probs = logits.float().softmax(-1).index_fill(-1, torch.tensor([tokenizer.mask_id]), 0.0)
+    p_top, top = probs.topk(min(TOP_CANDIDATES, probs.numel() - 1))
+    chars = tokenizer.chars
+    return Candidates(position, chars[token - 1],
+                      tuple((chars[t - 1], round(p, 4)) for t, p in zip(top.tolist(), p_top.tolist())))
 
 
 def _device(model) -> torch.device:

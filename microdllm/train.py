@@ -78,6 +78,9 @@ class TrainConfig:
     attn_block: int | None = option(None, "block diffusion (BD3-LM): block-causal attention over blocks of this "
                                           "many characters, one noise level per block (use with --shift "
                                           "--no-time-embedding; from an autoregressive --init-from)", metavar="B")
+    block_sizes: list[int] = option(list, "block diffusion: train one model over several block sizes, one drawn "
+                                          "per step (the model serves --attn-block unless told another)",
+                                    nargs="+", metavar="B")
     mask_range: list[float] = option(lambda: [0.0, 1.0], "block diffusion: each block's time u is drawn from "
                                                          "[LOW, HIGH] (BD3-LM's clipped schedule when narrower)",
                                      nargs=2, metavar=("LOW", "HIGH"))
@@ -213,6 +216,8 @@ class Trainer:
         lo, hi = self.cfg.mask_range
         if not 0 <= lo <= hi <= 1:
             raise ValueError(f"--mask-range must satisfy 0 <= LOW <= HIGH <= 1, got {lo} {hi}")
+        if self.cfg.block_sizes and (not self.cfg.attn_block or min(self.cfg.block_sizes) < 1):
+            raise ValueError("--block-sizes needs --attn-block (the block size served by default) and sizes >= 1")
 
     def _load_data(self, saved: dict | None, init: ckpt.Checkpoint | None):
         """The text as ids, in the vocabulary of the run resumed or of --init-from's source (else the text's own)."""
@@ -340,12 +345,14 @@ class Trainer:
                               t.to(self.device), T, self.schedule, mask_id)
 
     def _block_loss(self, x0: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-        """Every block of x_t against the clean blocks before it, in one paired forward (BD3-LM)."""
-        block, shift = self.model_config.attn_block, self.model_config.shift
+        """Every block of x_t against the clean blocks before it, in one paired forward (BD3-LM); with
+        --block-sizes, this step's block size drawn from them."""
+        sizes, shift = self.cfg.block_sizes, self.model_config.shift
+        block = sizes[int(torch.randint(len(sizes), (1,), generator=g))] if sizes else self.model_config.attn_block
         xt, targets, u = corrupt_blocks(x0, block, self.schedule, self.tokenizer.mask_id, shift=shift,
                                         u_range=tuple(self.cfg.mask_range), generator=g)
         x0 = x0.to(self.device)
-        logits = self.forward(xt.to(self.device), clean=x0)
+        logits = self.forward(xt.to(self.device), clean=x0, block=block)
         return block_diffusion_loss(self.cfg.loss, logits, x0, targets.to(self.device), u, self.schedule,
                                     self.tokenizer.mask_id, always_predicted(x0.size(1), block, shift))
 

@@ -11,7 +11,8 @@ Okabe-Ito palette, which stays distinguishable with colour-blind vision:
   re-masked this step  grey box with a vermillion outline
   other generated text near-black, lighter where the model was less confident
 
-GIFs are written with Pillow, MP4s (H.264, yuv420p) with the ffmpeg binary of `imageio-ffmpeg`.
+`write_heatmap` draws a whole run as one picture: when each character was decided (the app's
+heatmap). GIFs are written with Pillow, MP4s (H.264, yuv420p) with the ffmpeg binary of `imageio-ffmpeg`.
 It knows nothing of models or of the app: it draws whatever states it is handed.
 """
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
+from . import history
 from .atomic import atomic_write
 
 BG, INK, MUTED, TRACK = "#FFFFFF", "#1A1A1A", "#5A5A5A", "#E3E3E3"
@@ -197,6 +199,55 @@ def write_mp4(states, path, frame_ms: int = 180, every: int = 1) -> Path:
             writer.close()
 
     return atomic_write(path, save)
+
+
+HEAT = {"reveal": REVEALED, "remask": REMASKED, "rewrite": "#CC79A7"}   # as the app's heatmap
+HEAT_MASKED, HEAT_WRITTEN, HEAT_PROMPT = "#D9D9D9", "#F4F1E8", "#DCEBF5"
+
+
+def heatmap_image(states, size=(1280, 720)) -> Image.Image:
+    """When each character was decided (the app's heatmap as a picture): position (x) against step (y,
+    down); grey while masked, cream once written, orange where revealed, vermillion where re-masked,
+    purple where rewritten; block starts as blue lines."""
+    states = list(states)
+    if not states:
+        raise ValueError("no denoising states to draw: the trace is empty")
+    w, h = size
+    s = h / 720
+    img = Image.new("RGB", size, BG)
+    draw = ImageDraw.Draw(img)
+    draw.text((40 * s, 18 * s), "When each character was decided", fill=INK, font=font(round(30 * s), bold=True))
+    x0, y0, x1, y1 = 80 * s, 80 * s, w - 40 * s, h - 90 * s
+    first, last, n = states[0].step, states[-1].step, len(states[0].text)
+    cw, ch = (x1 - x0) / n, (y1 - y0) / (last - first + 1)
+
+    def box(pos, step, steps, fill):
+        draw.rectangle([x0 + pos * cw, y0 + (step - first) * ch, x0 + (pos + 1) * cw - 1e-3,
+                        y0 + (step - first + steps) * ch - 1e-3], fill=fill)
+
+    for i, fixed in enumerate(states[0].fixed):
+        if fixed:
+            box(i, first, last - first + 1, HEAT_PROMPT)
+    for sp in history.spans(states):
+        box(sp.position, sp.start, sp.end - sp.start, HEAT_MASKED if sp.masked else HEAT_WRITTEN)
+    for ev in history.events(states):
+        box(ev.position, ev.step, 1, HEAT[ev.kind])
+    for b in states[-1].boundaries:
+        draw.line([x0 + b * cw, y0, x0 + b * cw, y1], fill=ACCENT, width=max(1, round(s)))
+    small = font(round(18 * s))
+    draw.text((x0 - 10 * s, y0), str(first), fill=MUTED, font=small, anchor="ra")
+    draw.text((x0 - 10 * s, y1), str(last), fill=MUTED, font=small, anchor="rd")
+    draw.text((x0, y1 + 10 * s), "position 0", fill=MUTED, font=small)
+    draw.text((x1, y1 + 10 * s), str(n - 1), fill=MUTED, font=small, anchor="ra")
+    draw.text((x0, y1 + 45 * s), "step ↓ · orange revealed · vermillion re-masked · purple rewritten · blue: prompt",
+              fill=MUTED, font=small)
+    return img
+
+
+def write_heatmap(states, path) -> Path:
+    """The heatmap of a run as a PNG."""
+    image = heatmap_image(states)
+    return atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))
 
 
 def count_frames(path) -> int:

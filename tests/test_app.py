@@ -22,6 +22,7 @@ from microdllm.sampling import DEFAULT, DenoiseState
 
 PROMPT = "Once upon a time"
 SMALL = dict(gen_len=40, steps=16, delay_ms=0)  # ~15 states, well under a second
+STATUS, FINAL = 4, 5   # generate yields (canvas, chart, rewind slider, heatmap, status, final text)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -52,37 +53,41 @@ def run(*args, **kw) -> list[tuple]:
 
 
 def test_generate_streams_states_then_the_final_text(notes):
-    outputs = run(PROMPT)
+    session = app.Run()
+    outputs = run(PROMPT, run=session)
     *frames, last = outputs
     assert len(frames) >= 10
-    for canvas, chart, status, final, trace in frames:
+    for i, (canvas, chart, scrub, heatmap, status, final) in enumerate(frames):
         assert final == "" and status.startswith("Step ") and "<svg" in chart
+        assert scrub["value"] == i and heatmap == app.gr.skip()   # the heatmap is drawn at the end
     assert 'class="mdl-c mdl-mask"' in canvas_body(frames[0][0])  # step 0: all masked
-    canvas, chart, status, final, trace = last
+    canvas, chart, scrub, heatmap, status, final = last
     assert status.startswith("**Done.**")
     assert final.startswith(PROMPT) and len(final) == len(PROMPT) + SMALL["gen_len"]
     assert "mdl-mask" not in canvas_body(canvas)
+    assert scrub["maximum"] == scrub["value"] == len(outputs) - 1 and "<rect" in heatmap
+    trace = session.states
     assert [s.step for s in trace] == list(range(len(outputs))) and trace[-1].done
     assert not notes["warning"]
 
 
 def test_infilling_keeps_the_template(notes):
     template = "Once upon a time, there was a ___ named ___."
-    *_, (canvas, _, status, final, _) = run(template, mode="infill", model_key=str(BUNDLED_DIFFUSION_DIR))
+    *_, (canvas, _, _, _, status, final) = run(template, mode="infill", model_key=str(BUNDLED_DIFFUSION_DIR))
     assert status.startswith("**Done.**") and len(final) == len(template)
     assert all(f == t for f, t in zip(final, template) if t != "_")
     assert "mdl-mask" not in canvas_body(canvas)
 
 
 def test_empty_prompt_is_unconditional(notes):
-    *_, (_, _, status, final, _) = run("", gen_len=12, steps=4)
+    *_, (_, _, _, _, status, final) = run("", gen_len=12, steps=4)
     assert status.startswith("**Done.**") and len(final) == 12
     assert any("unconditional" in m for m in notes["info"])
 
 
 def test_unknown_characters_are_dropped_with_a_message(notes):
     outputs = run("Hi <there> ☃", gen_len=8, steps=4)
-    assert outputs[-1][3].startswith("Hi there ")
+    assert outputs[-1][FINAL].startswith("Hi there ")
     assert any("'☃'" in m and "&lt;" in m for m in notes["info"])  # named, and HTML-escaped for the toast
 
 
@@ -100,7 +105,7 @@ def test_unknown_characters_are_dropped_with_a_message(notes):
 def test_bad_input_warns_instead_of_raising(notes, prompt, kw, expected):
     outputs = run(prompt, **kw)
     assert len(outputs) == 1
-    status = outputs[0][2]
+    status = outputs[0][STATUS]
     assert status.startswith("⚠️") and expected in status
     assert len(notes["warning"]) == 1
 
@@ -116,7 +121,7 @@ def test_ui_values_map_to_sampler_settings():
 
 def test_too_long_generation_is_clamped_to_the_context(notes):
     outputs = run("x" * 250, gen_len=200, steps=3)
-    assert len(outputs[-1][3]) == 256
+    assert len(outputs[-1][FINAL]) == 256
     assert any("reduced to 6" in m for m in notes["info"])
 
 
@@ -127,7 +132,7 @@ def test_an_unexpected_error_is_one_warning(notes, monkeypatch):
 
     monkeypatch.setattr(app, "denoise", broken)
     outputs = run(PROMPT)
-    assert outputs[-1][2] == "⚠️ Generation failed: RuntimeError: boom"
+    assert outputs[-1][STATUS] == "⚠️ Generation failed: RuntimeError: boom"
     assert notes["warning"] == ["Generation failed: RuntimeError: boom"]
 
 
@@ -174,11 +179,11 @@ def test_forward_process_masks_more_as_t_grows(notes):
     sentence = "Lily saw a big red ball."
     counts = []
     for t in (0, 30, 60, 100):
-        text_html, summary, svg = app.forward_process(sentence, t, "cosine", seed=1)
+        text_html, summary, svg, _predictions = app.forward_process(sentence, t, "cosine", seed=1)
         counts.append(text_html.count("mdl-mask"))
         assert f"t = {t} of T = 100" in summary
     assert counts[0] == 0 and counts[-1] == len(sentence) and counts == sorted(counts)
-    _, summary, svg = app.forward_process(sentence, 50, "linear", seed=1)
+    _, summary, svg, _ = app.forward_process(sentence, 50, "linear", seed=1)
     assert "a(t) = 0.50" in summary
     assert svg.count("<polyline") == len(SCHEDULES) and 'stroke="#0072B2"' in svg
 
@@ -228,6 +233,14 @@ def test_controls_are_wired_by_parameter_name():
         app.inputs_for(app.generate, {**controls, "strategy": object()})
 
 
+def test_every_child_of_the_tabs_is_a_tab():
+    """A component made directly inside gr.Tabs (even an invisible gr.State) mixes up the browser's tab
+    buttons (a tab shows twice, another vanishes): everything must live inside a gr.Tab."""
+    demo = app.build_demo("")
+    tabs = [b for b in demo.blocks.values() if isinstance(b, app.gr.Tabs)]
+    assert tabs and all(isinstance(child, app.gr.Tab) for t in tabs for child in t.children)
+
+
 def test_build_demo_wires_the_api():
     demo = app.build_demo("")
     names = {fn.api_name for fn in demo.fns.values()}
@@ -236,8 +249,9 @@ def test_build_demo_wires_the_api():
 
 @pytest.fixture(scope="module")
 def trace():
-    *_, last = app.generate(PROMPT, gen_len=24, steps=5, delay_ms=0)
-    return last[4]
+    session = app.Run()
+    list(app.generate(PROMPT, gen_len=24, steps=5, delay_ms=0, run=session))
+    return session.states
 
 
 def fake_viz(monkeypatch, module):
@@ -261,13 +275,15 @@ def test_export_writes_gif_and_mp4(trace, monkeypatch):
             return Path(path)
         return write
 
-    fake_viz(monkeypatch, types.SimpleNamespace(write_gif=fake_writer("gif"), write_mp4=fake_writer("mp4")))
+    fake_viz(monkeypatch, types.SimpleNamespace(write_gif=fake_writer("gif"), write_mp4=fake_writer("mp4"),
+                                                write_heatmap=fake_writer("png")))
     monkeypatch.setattr(app, "EXPORT_FRAMES", 3)  # long traces are thinned
-    gif, mp4 = app.export_trace(trace)
+    gif, mp4, heatmap = app.export_trace(trace)
     assert gif["value"].endswith(".gif") and Path(gif["value"]).is_file() and gif["visible"]
     assert mp4["value"].endswith(".mp4") and Path(mp4["value"]).is_file()
+    assert heatmap["value"].endswith("-heatmap.png") and heatmap["visible"]
     every = math.ceil(len(trace) / 3)
-    assert every > 1 and written == [("gif", len(trace), every), ("mp4", len(trace), every)]
+    assert every > 1 and written == [("gif", len(trace), every), ("mp4", len(trace), every), ("png", len(trace), 1)]
 
 
 def test_export_without_a_run_or_without_viz_warns(trace, notes, monkeypatch):
@@ -279,8 +295,9 @@ def test_export_without_a_run_or_without_viz_warns(trace, notes, monkeypatch):
 
 def test_export_with_the_real_renderer(trace):
     pytest.importorskip("microdllm.viz")
-    gif, mp4 = app.export_trace(trace[-3:])
+    gif, mp4, heatmap = app.export_trace(trace)
     assert Path(gif["value"]).read_bytes()[:3] == b"GIF"
+    assert Path(heatmap["value"]).read_bytes()[:4] == b"\x89PNG"
     assert mp4["value"] is None or Path(mp4["value"]).stat().st_size > 0
 
 
@@ -347,13 +364,14 @@ def test_choosing_a_model_sets_its_defaults_and_says_what_it_is(notes, index, ki
     if kind == "block diffusion":
         assert updates["block_len"]["label"] == "Block size" and "cannot fill in blanks" in updates["model_note"]
     # the run it starts writes with that model, at those settings
-    *_, (canvas, _, status, final, trace) = run(PROMPT, model_key=key, steps=updates["steps"]["value"])
-    assert status.startswith("**Done.**") and final.startswith(PROMPT) and trace[-1].done
+    session = app.Run()
+    *_, (canvas, _, _, _, status, final) = run(PROMPT, model_key=key, steps=updates["steps"]["value"], run=session)
+    assert status.startswith("**Done.**") and final.startswith(PROMPT) and session.states[-1].done
     assert ("mdl-bstart" in canvas) == (kind == "block diffusion")
 
 
 def test_infilling_with_a_block_model_is_a_clear_message(notes):
-    *_, (canvas, chart, status, final, trace) = run("a ___ b", mode="infill", model_key="")
+    *_, (canvas, chart, _, _, status, final) = run("a ___ b", mode="infill", model_key="")
     assert status.startswith("⚠️") and "cannot fill in blanks" in status
 
 

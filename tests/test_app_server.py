@@ -32,10 +32,10 @@ def test_generate_streams_every_state(cached_server):
     for output in job:  # each update as it arrives
         arrivals.append(time.monotonic())
         outputs.append(output)
-    intermediate = [o for o in outputs if o[3] == ""]
-    canvas, chart, status, final = outputs[-1]
+    intermediate = [o for o in outputs if o[5] == ""]
+    canvas, chart, _scrub, _heatmap, status, final = outputs[-1]
     assert len(intermediate) >= 10
-    assert all(o[2].startswith("Step ") for o in intermediate)
+    assert all(o[4].startswith("Step ") for o in intermediate)
     assert arrivals[-1] - arrivals[0] > 0.3  # streamed while running, not delivered at the end
     assert status.startswith("**Done.**")
     assert final.startswith(PROMPT) and len(final) == len(PROMPT) + 40
@@ -44,7 +44,7 @@ def test_generate_streams_every_state(cached_server):
 
 def test_bad_input_is_a_message_not_an_error(cached_server):
     client = Client(cached_server.url, verbose=False)
-    canvas, chart, status, final = client.predict(prompt="x" * 300, api_name="/generate")
+    canvas, chart, _scrub, _heatmap, status, final = client.predict(prompt="x" * 300, api_name="/generate")
     assert status.startswith("⚠️") and "at most 255" in status
     *_, status, final = client.predict(prompt=PROMPT, gen_len=8, steps=3, delay_ms=0, api_name="/generate")
     assert status.startswith("**Done.**")  # still serving
@@ -78,7 +78,7 @@ def test_unreachable_hub_falls_back_to_the_bundled_model(start_server):
         assert "could not load checkpoint 'owner/unreachable'" in server.log()
         client = Client(server.url, verbose=False)
         assert "`bundled`" in client.predict(api_name="/model_info")
-        canvas, chart, status, final = client.predict(prompt=PROMPT, gen_len=12, steps=4, delay_ms=0,
+        canvas, chart, _scrub, _heatmap, status, final = client.predict(prompt=PROMPT, gen_len=12, steps=4, delay_ms=0,
                                                       api_name="/generate")
         assert status.startswith("**Done.**") and final.startswith(PROMPT)
 
@@ -86,7 +86,7 @@ def test_unreachable_hub_falls_back_to_the_bundled_model(start_server):
 def test_int8_server_writes_a_story(start_server):
     server = start_server(MICRODLLM_INT8="1")
     client = Client(server.url, verbose=False)
-    canvas, chart, status, final = client.predict(prompt=PROMPT, gen_len=30, delay_ms=0, api_name="/generate")
+    canvas, chart, _scrub, _heatmap, status, final = client.predict(prompt=PROMPT, gen_len=30, delay_ms=0, api_name="/generate")
     assert status.startswith("**Done.**") and final.startswith(PROMPT) and len(final) == len(PROMPT) + 30
     assert "_" not in final[len(PROMPT):]
     assert "with int8 Linear weights" in server.log()

@@ -111,3 +111,68 @@ def test_compare_tab_writes_with_both_models(page):
     ar_status = page.locator("#mdl-cmp-ar-status").inner_text()
     assert "model evaluations" in ar_status
     page.screenshot(path=str(ARTIFACTS / "browser-compare.png"), full_page=True)
+
+
+def _set_number(page, elem_id: str, value) -> None:
+    box = page.locator(f"#{elem_id} input[type=number]")
+    box.fill(str(value))
+    box.press("Enter")
+
+
+def test_the_teaching_views_in_the_browser(page):
+    """Generate; hover a character and read its candidates; rewind to step 1 and see masks and ghost
+    guesses; branch and see the run finish with the prompt intact; read the Forward tab's predictions."""
+    page.get_by_role("tab", name="Generate").click()
+    page.locator("#mdl-prompt textarea").fill(PROMPT)
+    final_box = page.locator("#mdl-final textarea")
+    page.locator("#mdl-generate").click()
+    page.wait_for_function("el => el.value.length > 0", arg=final_box.element_handle(), timeout=90_000)
+    first_final = final_box.input_value()
+    assert page.locator("#mdl-heatmap svg rect").count() > len(first_final) - len(PROMPT)
+
+    # Alternatives: hover a written character, its top candidates appear
+    char = page.locator("#mdl-canvas .mdl-canvas .mdl-gen").nth(12)
+    char.hover()
+    popup = char.locator(".mdl-cands")
+    popup.wait_for(state="visible", timeout=5_000)
+    assert re.match(r"^\S+ (\d+%|<1%|>99%)( · \S+ (\d+%|<1%|>99%)){4}$", popup.inner_text()), popup.inner_text()
+    page.locator("#mdl-canvas").screenshot(path=str(ARTIFACTS / "browser-candidates.png"))
+
+    # The heatmap names the character and step of a cell
+    cell = page.locator("#mdl-heatmap svg rect", has=page.locator("title", has_text="revealed at step")).first
+    assert re.match(r"^'.+' revealed at step \d+ \(position \d+\)$", cell.locator("title").text_content())
+
+    # Rewind to step 1 with the model's guesses on: masks, and faint guesses under some of them
+    page.locator("#mdl-ghost input[type=checkbox]").check()
+    _set_number(page, "mdl-scrub", 1)
+    page.locator("#mdl-status", has_text="Rewound to step 1").wait_for(timeout=10_000)
+    assert page.locator("#mdl-canvas .mdl-canvas .mdl-mask").count() > 0
+    ghosts = page.locator("#mdl-canvas .mdl-canvas .mdl-ghost")
+    ghosts.first.wait_for(timeout=10_000)
+    assert ghosts.count() > 0
+    ghost_colour = ghosts.first.evaluate("el => getComputedStyle(el).fontStyle")
+    assert ghost_colour == "italic"                               # guesses look unlike committed text
+    page.screenshot(path=str(ARTIFACTS / "browser-rewind.png"), full_page=True)
+
+    # Branch from step 1 with another temperature and seed: streams to the end, prompt intact
+    _set_number(page, "mdl-temperature", 0.8)
+    page.locator("#mdl-branch").click()
+    page.locator("#mdl-status", has_text="Done").wait_for(timeout=90_000)
+    page.wait_for_function("el => el.value.length > 0", arg=final_box.element_handle(), timeout=30_000)
+    branched = final_box.input_value()
+    assert branched.startswith(PROMPT) and len(branched) == len(first_final)
+    page.screenshot(path=str(ARTIFACTS / "browser-branch.png"), full_page=True)
+    _set_number(page, "mdl-temperature", 0)
+
+    # Replay from the start: the slider moves back to the end
+    page.locator("#mdl-play").click()
+    page.locator("#mdl-status", has_text="Done").wait_for(timeout=60_000)
+
+    # The Forward tab: the model's predictions for the masked characters
+    page.get_by_role("tab", name="Forward process").click()
+    pred = page.locator("#mdl-fwd-pred")
+    pred.wait_for(timeout=10_000)
+    text = pred.inner_text()
+    assert "%" in text and "objective" in text.lower(), text
+    page.screenshot(path=str(ARTIFACTS / "browser-forward-predictions.png"), full_page=True)
+    page.get_by_role("tab", name="Generate").click()

@@ -37,6 +37,9 @@ GENERIC = "has not enabled verbose error reporting"   # Gradio's message when it
 # What the app does today, where it falls short of a clear message (see the module docstring).
 
 
+GENERATE_STATUS = 4   # /generate returns canvas, chart, rewind slider, heatmap, status, final text
+
+
 @dataclass
 class Reply:
     outputs: object = None
@@ -47,8 +50,8 @@ class Reply:
 
     @property
     def status(self) -> str:
-        """generate's status line (its third output)."""
-        return str(self.outputs[2]) if isinstance(self.outputs, (tuple, list)) else ""
+        """generate's status line (its fifth output: canvas, chart, rewind slider, heatmap, status, final)."""
+        return str(self.outputs[GENERATE_STATUS]) if isinstance(self.outputs, (tuple, list)) else ""
 
 
 def call(client: Client, api_name: str, *args, **kwargs) -> Reply:
@@ -164,7 +167,7 @@ def test_generate_prompts(client, prompt, mode, expect):
     assert reply.seconds < BOUND and reply.error is None, reply
     if expect == "done":
         assert reply.status.startswith("**Done.**"), reply.status
-        final = reply.outputs[3]
+        final = reply.outputs[GENERATE_STATUS + 1]
         assert not set(final) & {"\x00", "\x07", "\x1b", "\x7f"}, repr(final)   # unknown characters dropped
     else:
         assert reply.status.startswith("⚠️") and expect in reply.status, reply.status
@@ -217,7 +220,7 @@ def test_generate_non_finite_numbers_over_http(server, client, defaults, api_nam
     reply = raw_call(server.url, "generate", '{"data": [' + ", ".join(values) + "]}")
     assert reply.seconds < BOUND
     if reply.outputs is not None:   # the app's own check: a '⚠️ ...' status line
-        status = str(reply.outputs[2])
+        status = str(reply.outputs[GENERATE_STATUS])
         assert status.startswith("⚠️") and any(n in status.lower() for n in needles), status
     else:
         assert reply.error not in (None, "None", "") and GENERIC not in reply.error, reply.error
@@ -274,7 +277,7 @@ def test_forward_process(client, kwargs, needles):
     assert reply.seconds < BOUND
     if needles is None:
         assert reply.error is None, reply
-        text_html, summary, curve = reply.outputs
+        text_html, summary, curve, _predictions = reply.outputs
         assert "mdl-canvas" in text_html and "characters masked" in summary and "<svg" in curve
         assert "\x00" not in text_html and "\x1b" not in text_html
     else:
@@ -376,8 +379,35 @@ def test_export_after_a_run(server):
     assert call(fresh, "/generate", prompt=CONTROL, **FAST).status.startswith("**Done.**")
     reply = call(fresh, "/export")
     assert reply.error is None and not reply.warnings, reply
-    gif, mp4 = reply.outputs
+    gif, mp4, heatmap = reply.outputs
     assert str(gif["value"]).endswith(".gif") and str(mp4["value"]).endswith(".mp4")
+    assert str(heatmap["value"]).endswith("-heatmap.png")
+
+
+# ------------------------------------------------------------------------------------------ branch
+
+def test_branch_from_any_step_value(server):
+    """/branch continues the session's last run from step `at`: before any run it says so; within the run
+    it writes a story that keeps the prompt (or says there is nothing left to write); outside the
+    slider's range Gradio refuses the value in one line. Never an error from the app."""
+    fresh = Client(server.url, verbose=False)
+    reply = call(fresh, "/branch", prompt=PROMPT, at=0, **FAST)
+    assert reply.error is None and reply.status.startswith("⚠️ Nothing to branch from yet"), reply
+    for k in range(5):                        # each branch becomes the session's run: write a new one first
+        first = call(fresh, "/generate", prompt=PROMPT, **{**FAST, "threshold": 1})
+        last = first.outputs[2]["value"]      # the rewind slider's value: the last step
+        assert first.status.startswith("**Done.**") and last > 3, first
+        at = (0, 1, 2.5, last - 1, last)[k]
+        reply = call(fresh, "/branch", prompt="", at=at, temperature=0.9, **FAST)
+        assert reply.error is None, reply
+        if at == last:
+            assert "Nothing to continue" in reply.status, reply.status
+        else:
+            assert reply.status.startswith("**Done.**") and reply.outputs[GENERATE_STATUS + 1].startswith(PROMPT)
+    for at in (-5, 10 ** 9):
+        reply = call(fresh, "/branch", prompt="", at=at, **FAST)
+        assert reply.error and ("minimum" in reply.error or "maximum" in reply.error), reply
+    still_serving(fresh)
 
 
 # ------------------------------------------------------------------------------------------ afterwards

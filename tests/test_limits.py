@@ -561,7 +561,7 @@ def test_a_full_queue_refuses_at_once_and_a_stopped_run_frees_its_slot(small_que
         job.cancel()
     wait_for(lambda: fresh.done(), 30, "a new run after the others were stopped")
     took = time.monotonic() - stopped
-    assert fresh.result()[2].startswith("**Done.**")
+    assert fresh.result()[4].startswith("**Done.**")
     assert took < 10, f"the new run waited {took:.1f} s for a slot"
     print(f"new run done {took:.1f} s after the runs were stopped")
 
@@ -654,6 +654,6 @@ def test_browser_closed_tabs_free_their_slots_and_a_full_queue_says_so(small_que
             took = time.monotonic() - closed
         finally:
             browser.close()
-    assert fresh.result()[2].startswith("**Done.**")
+    assert fresh.result()[4].startswith("**Done.**")
     assert took < 10, f"the new run waited {took:.1f} s for a slot"
     print(f"new run done {took:.1f} s after the tabs were closed")

@@ -143,6 +143,34 @@ def test_block_diffusion_from_an_autoregressive_model_resumes_exactly(corpus, tm
         train(config(corpus, tmp_path / "bad", **{**block, "mask_range": [0.9, 0.1]}))
 
 
+def test_one_model_over_several_block_sizes(corpus, tmp_path, monkeypatch):
+    """--block-sizes draws each step's block size (resume stays exact); the model serves --attn-block and
+    evaluates at any size."""
+    train(config(corpus, tmp_path / "ar", causal=True, time_embedding=False))
+    block = dict(init_from=str(tmp_path / "ar"), attn_block=2, block_sizes=[2, 4], shift=True, time_embedding=False,
+                 schedule="linear", mask_range=[0.3, 0.8])
+    seen = []
+    real = train_mod.corrupt_blocks
+    monkeypatch.setattr(train_mod, "corrupt_blocks", lambda x0, b, *a, **k: seen.append(b) or real(x0, b, *a, **k))
+    train(config(corpus, tmp_path / "full", **block))
+    assert set(seen) == {2, 4}
+    train(config(corpus, tmp_path / "half", **block, max_iters=3))
+    train(config(corpus, tmp_path / "half", **block), resume=str(tmp_path / "half"))
+    a, b = weights(tmp_path / "full"), weights(tmp_path / "half")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    ck = load_checkpoint(tmp_path / "full")
+    assert ck.model_config.attn_block == 2
+    from microdllm.data import validation_windows
+    from microdllm.evaluate import evaluate
+
+    windows, _ = validation_windows(str(corpus), ck.tokenizer, 4, ck.model_config.block_size)
+    at = {b: evaluate(ck.model, windows, ck.schedule, ck.tokenizer.mask_id, timesteps_per_window=2, block=b)
+          for b in (2, 4)}
+    assert at[2]["block"] == 2 and at[4]["block"] == 4 and at[2]["nelbo_bpc"] != at[4]["nelbo_bpc"]
+    with pytest.raises(ValueError, match="block-sizes"):
+        train(config(corpus, tmp_path / "bad", **{**block, "attn_block": None}))
+
+
 def test_resume_refuses_mismatched_or_damaged_state(corpus, tmp_path):
     out = tmp_path / "run"
     train(config(corpus, out, max_iters=3))

@@ -490,11 +490,11 @@ def control_updates(ck, gen_len=None) -> tuple:
             gr.update(value=d.steps), gr.update(value=d.remasking), gr.update(value=d.threshold or 1),
             gr.update(value=d.polish), gr.update(value=0, label="Block size" if block else "Block length",
                                                  info=block_info),
-            model_note(cfg), attention_html(cfg))
+            model_note(cfg), attention_html(cfg), gr.update(value=d.temperature), gr.update(value=d.top_p))
 
 
 CONTROLS_FOR_MODEL = ("gen_len", "fwd_t", "steps", "remasking", "threshold", "polish", "block_len", "model_note",
-                      "attention")
+                      "attention", "temperature", "top_p")
 
 
 def attention_html(model_config) -> str:

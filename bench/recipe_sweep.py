@@ -58,6 +58,7 @@ BLOCK_TRIALS = {
     "B256-150": (["--attn-block", "256"], 150),                     # one block: full-sequence diffusion
     "B4-noise-150": (["--attn-block", "4", "--no-init"], 150),      # the same recipe from random weights
     "B4-150": (["--attn-block", "4"], 150),
+    "B2+4-150": (["--attn-block", "2", "--block-sizes", "2", "4"], 150),   # one model over two block sizes
 }
 GROUPS = {"recipe": (BASE, TRIALS), "block": (BLOCK_BASE, BLOCK_TRIALS)}
 

@@ -42,16 +42,19 @@ def propose(logits: torch.Tensor, cfg, generator: torch.Generator,
             mask_id: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per position: a proposed token, its probability, and the strategy's score. logits: (L, V).
 
-    cfg: anything with temperature, top_k, top_p and remasking (a SamplerConfig). Probabilities
-    are the full softmax (as in the original); the mask id is never proposed.
+    cfg: anything with temperature, top_k, top_p and remasking (a SamplerConfig). The token is drawn
+    from the tempered, filtered distribution; its probability and the strategy's score come from the
+    model's own (the full softmax, as in the original and in LLaDA), so a temperature or a top-p never
+    makes an unsure character look sure to the remasking or to the threshold. The mask id is never
+    proposed.
     """
     logits = logits.float()
+    probs = logits.softmax(-1)
     if cfg.temperature == 0:
-        probs = logits.softmax(-1)
         tokens = probs.index_fill(-1, torch.tensor([mask_id]), -1.0).argmax(-1)
     else:
-        probs = filter_logits(logits / cfg.temperature, cfg.top_k, cfg.top_p).softmax(-1)
-        weights = probs.index_fill(-1, torch.tensor([mask_id]), 0.0)
+        weights = filter_logits(logits / cfg.temperature, cfg.top_k, cfg.top_p).softmax(-1)
+        weights = weights.index_fill(-1, torch.tensor([mask_id]), 0.0)
         weights[weights.sum(-1) == 0] = 1.0  # only the mask survived the filters: fall back to uniform
         weights[:, mask_id] = 0.0
         tokens = torch.multinomial(weights, 1, generator=generator).squeeze(-1)

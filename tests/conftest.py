@@ -20,6 +20,28 @@ CACHED_REPO = "owner/name"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
+@pytest.fixture(scope="module")
+def single_thread():
+    """The CPU is shared (with training, with other tests): one torch thread is fastest and fairest."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def notes(monkeypatch):
+    """Record the app's gr.Warning / gr.Info calls: {"warning": [...], "info": [...]}."""
+    import app
+
+    seen = {"warning": [], "info": []}
+    monkeypatch.setattr(app.gr, "Warning", lambda message, *a, **k: seen["warning"].append(message))
+    monkeypatch.setattr(app.gr, "Info", lambda message, *a, **k: seen["info"].append(message))
+    return seen
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -26,21 +26,8 @@ STATUS, FINAL = 4, 5   # generate yields (canvas, chart, rewind slider, heatmap,
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The CPU is shared (with training, with other tests): one thread is fastest and fairest."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture
-def notes(monkeypatch):
-    """Record gr.Warning / gr.Info calls: {"warning": [...], "info": [...]}."""
-    seen = {"warning": [], "info": []}
-    monkeypatch.setattr(app.gr, "Warning", lambda message, *a, **k: seen["warning"].append(message))
-    monkeypatch.setattr(app.gr, "Info", lambda message, *a, **k: seen["info"].append(message))
-    return seen
+def one_thread(single_thread):
+    """Every test here on one torch thread (conftest.single_thread)."""
 
 
 def canvas_body(canvas_html: str) -> str:
@@ -360,7 +347,9 @@ def test_choosing_a_model_sets_its_defaults_and_says_what_it_is(notes, index, ki
     updates = dict(zip(app.CONTROLS_FOR_MODEL, knobs))
     ck = serving.ModelStore().load(source)[1]
     assert ck.model.config.kind == kind and "| Kind |" in summary
-    assert updates["steps"]["value"] == app.defaults_for(ck.model.config).steps
+    d = app.defaults_for(ck.model.config)
+    assert updates["steps"]["value"] == d.steps
+    assert (updates["temperature"]["value"], updates["top_p"]["value"]) == (d.temperature, d.top_p)
     if kind == "block diffusion":
         assert updates["block_len"]["label"] == "Block size" and "cannot fill in blanks" in updates["model_note"]
     # the run it starts writes with that model, at those settings

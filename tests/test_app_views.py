@@ -3,7 +3,6 @@ ghost toggle and branch, all from the session's recorded run (no model call but 
 from __future__ import annotations
 
 import pytest
-import torch
 
 import app
 from microdllm.checkpoint import BUNDLED_AR_DIR, BUNDLED_DIFFUSION_DIR
@@ -13,19 +12,8 @@ CANVAS, CHART, SCRUB, HEATMAP, STATUS, FINAL = range(6)
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture
-def notes(monkeypatch):
-    seen = {"warning": [], "info": []}
-    monkeypatch.setattr(app.gr, "Warning", lambda message, *a, **k: seen["warning"].append(message))
-    monkeypatch.setattr(app.gr, "Info", lambda message, *a, **k: seen["info"].append(message))
-    return seen
+def one_thread(single_thread):
+    """Every test here on one torch thread (conftest.single_thread)."""
 
 
 def written(session, **kw):

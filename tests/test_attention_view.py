@@ -20,14 +20,6 @@ KINDS = [  # (tiny_model overrides, the kind)
 ]
 
 
-@pytest.fixture
-def notes(monkeypatch):
-    seen = {"warning": [], "info": []}
-    monkeypatch.setattr(app.gr, "Warning", lambda message, *a, **k: seen["warning"].append(message))
-    monkeypatch.setattr(app.gr, "Info", lambda message, *a, **k: seen["info"].append(message))
-    return seen
-
-
 def test_the_pattern_is_the_models_mask():
     n = 12
     full, _ = tiny_model()

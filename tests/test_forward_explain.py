@@ -26,19 +26,8 @@ SENTENCE = STORY[:60]
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture
-def notes(monkeypatch):
-    seen = {"warning": [], "info": []}
-    monkeypatch.setattr(app.gr, "Warning", lambda message, *a, **k: seen["warning"].append(message))
-    monkeypatch.setattr(app.gr, "Info", lambda message, *a, **k: seen["info"].append(message))
-    return seen
+def one_thread(single_thread):
+    """Every test here on one torch thread (conftest.single_thread)."""
 
 
 def draw(tok, t, T, schedule, seed=3):

@@ -291,3 +291,16 @@ def generate_lr_empty(model, tok):
 
     *_, last = left_to_right(model, tok, "", gen_len=5)
     return last
+
+
+def test_the_confidence_of_a_sampled_character_is_the_models_own():
+    """A temperature or a top-p changes what is drawn, never how sure the model looks: the probability
+    that the remasking and the threshold read is the full softmax (as LLaDA's), not the filtered one."""
+    from microdllm.remasking import propose
+
+    logits = torch.tensor([[0.0, 2.0, 1.9, 0.5, -1.0], [0.0, 5.0, 0.1, 0.0, 0.0]])
+    cfg = SAMPLER_PRESETS["default"].replace(temperature=0.7, top_p=0.5, remasking="low_confidence")
+    tokens, p_token, score = propose(logits, cfg, torch.Generator().manual_seed(0), mask_id=0)
+    model = logits.softmax(-1)
+    assert torch.allclose(p_token, model.gather(-1, tokens[:, None]).squeeze(-1))
+    assert p_token[0] < 0.5 and torch.equal(score, p_token)   # top-p 0.5 keeps one token; it is not sure

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 import pytest
-import torch
 from helpers import tiny_model
 
 from microdllm import history, render
@@ -16,11 +15,8 @@ PROMPT = "Once upon a time"
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def one_thread(single_thread):
+    """Every test here on one torch thread (conftest.single_thread)."""
 
 
 @pytest.fixture(scope="module", params=[BUNDLED_DIR, BUNDLED_DIFFUSION_DIR, BUNDLED_AR_DIR],
@@ -35,7 +31,7 @@ def run(ck, prompt=PROMPT, **kw):
 
 
 def test_every_written_character_carries_its_rivals(bundled):
-    states = run(bundled)
+    states = run(bundled, temperature=0.0)
     for prev, state in zip(states, states[1:]):
         for c in state.candidates:
             assert not state.masked[c.position] and state.text[c.position] == c.written

@@ -179,12 +179,12 @@ def _spaced(boundaries, cell: float, px: float = 6.0) -> bool:
 def heatmap_svg(states: list[DenoiseState], current: int | None = None, width: int = 640) -> str:
     """When each character was decided: position (x) against step (y, down). Grey while masked, cream
     once written, a coloured cell where a step revealed (orange), re-masked (vermillion) or rewrote
-    (purple) it; the prompt light blue; block starts as blue lines (where they fit); `current`: the
-    step shown, a dashed line. Every cell names its character and steps on hover."""
+    (purple) it; the prompt light blue; the blocks of a block-by-block run as a strip above the grid
+    (and lines, where they fit); `current`: the step shown, a dashed line. Every cell names its character and steps on hover."""
     if not states:
         return '<div class="mdl-heatmap"></div>'
     n_pos, first, last = len(states[0].text), states[0].step, states[-1].step
-    left, top = 40, 8
+    left, top = 40, 10
     cw = (width - left - 8) / n_pos
     ch = min(12.0, max(1.0, 260 / max(last - first + 1, 1)))
     bottom_y = top + ch * (last - first + 1)
@@ -207,6 +207,10 @@ def heatmap_svg(states: list[DenoiseState], current: int | None = None, width: i
     bounds = states[-1].boundaries
     out += [f'<line x1="{left + b * cw:.2f}" y1="{top}" x2="{left + b * cw:.2f}" y2="{bottom_y:.2f}" '
             'stroke="#56B4E9" stroke-width="0.6"/>' for b in (bounds if _spaced(bounds, cw) else ())]
+    ends = list(bounds[1:]) + [n_pos]     # and always a strip above the grid, one shade per block
+    out += [f'<rect class="mdl-hblock" x="{left + b * cw:.2f}" y="{top - 6}" width="{(e - b) * cw:.2f}" height="4" '
+            f'fill="{("#56B4E9", "#0072B2")[k % 2]}"><title>block {k + 1}: positions {b} to {e - 1}</title></rect>'
+            for k, (b, e) in enumerate(zip(bounds, ends))]
     if current is not None and first <= current <= last:
         y = top + (current - first + 0.5) * ch
         out.append(f'<line x1="{left}" y1="{y:.2f}" x2="{width - 8}" y2="{y:.2f}" stroke="#0072B2" '

@@ -10,6 +10,8 @@ Okabe-Ito palette, which stays distinguishable with colour-blind vision:
   written this step    orange box (revealed, or rewritten by a polish pass)
   re-masked this step  grey box with a vermillion outline
   other generated text near-black, lighter where the model was less confident
+  block starts         a blue bar at the left of the cell (block-by-block models); the block
+                       being written is underlined in blue
 
 `write_heatmap` draws a whole run as one picture: when each character was decided (the app's
 heatmap). GIFs are written with Pillow, MP4s (H.264, yuv420p) with the ffmpeg binary of `imageio-ffmpeg`.
@@ -100,9 +102,14 @@ def _text_panel(draw, state, box, s: float) -> None:
     w, h = fnt.getlength("M") * 1.2, round(34 * s)
     cols, rows = max(4, int((x1 - x0) // w)), max(1, int((y1 - y0) // h))
     cells, ellipsis = _layout(state.text, cols, rows)
+    starts, current = set(state.boundaries), state.block if not state.done else None
     for i, r, c in cells:
-        _cell(draw, x0 + c * w, y0 + r * h, w, h, state.text[i], state.role(i), fnt, bold,
-              ink=_shade(state.confidence[i]))
+        x, y = x0 + c * w, y0 + r * h
+        _cell(draw, x, y, w, h, state.text[i], state.role(i), fnt, bold, ink=_shade(state.confidence[i]))
+        if i in starts:      # a block starts here: a blue bar at the cell's left edge, as on the app's canvas
+            draw.line([x, y + 2, x, y + h - 2], fill=ACCENT, width=max(2, round(2 * s)))
+        if current and current[0] <= i < current[1]:      # the block being written: underlined
+            draw.line([x + 1, y + h - 1, x + w - 1, y + h - 1], fill=ACCENT, width=max(1, round(2 * s)))
     if ellipsis:
         draw.text((x0 + ellipsis[1] * w, y0 + ellipsis[0] * h + h / 2), "...", fill=MUTED, font=fnt, anchor="lm")
 
@@ -148,7 +155,7 @@ def render_frame(state, mask_history: list[int], title: str = "Diffusion decodin
     draw.text((W - m, m), f"step {state.step} / {state.total_steps}", fill=INK, font=big, anchor="ra")
     stats = f"masks left {state.num_masked}   model evaluations {state.nfe}   {state.elapsed:.2f} s"
     draw.text((m, m + 44 * s), stats + ("   done" if state.done else ""), fill=MUTED, font=font(round(18 * s)))
-    progress = 1.0 if state.done else min(max(1.0 - state.u, 0.0), 1.0)
+    progress = 1.0 if state.done else 1.0 - state.num_masked / max(state.generated, 1)   # the share written
     bar = (m, m + 78 * s, W - m, m + 90 * s)
     draw.rounded_rectangle(bar, radius=6 * s, fill=TRACK)
     if progress > 0:

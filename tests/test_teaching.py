@@ -169,7 +169,23 @@ def test_the_heatmap_names_every_decision():
     assert sum("revealed at step" in t for t in titles) == len(events) == 48
     assert any(re.match(r"^'.' revealed at step \d+ \(position \d+\)$", t) for t in titles)
     assert svg.count('stroke="#56B4E9"') == len(states[-1].boundaries)      # block starts drawn
+    assert svg.count('class="mdl-hblock"') == len(states[-1].boundaries)    # and the blocks, as a strip
     assert 'stroke-dasharray="4 3"' in svg                                  # the step shown
+
+
+def test_exported_frames_mark_the_blocks():
+    """The GIF/MP4 frames show where blocks start (blue bars in the text panel), as the canvas does; a
+    full-sequence run has none there."""
+    from microdllm import viz
+
+    def text_panel_colours(state):
+        frame = viz.render_frame(state, [])                  # 1280 x 720: the text panel is left of the chart
+        return {c for _, c in frame.crop((32, 150, 880, 680)).getcolors(1 << 20)}
+
+    blue = (0x56, 0xB4, 0xE9)
+    block = run(load_checkpoint(BUNDLED_DIR))
+    assert blue in text_panel_colours(block[len(block) // 2])
+    assert blue not in text_panel_colours(run(load_checkpoint(BUNDLED_DIFFUSION_DIR))[3])
 
 
 def test_the_exported_heatmap_is_a_picture(tmp_path):

@@ -61,7 +61,7 @@ def plot(rows: list[dict], out: str) -> None:
     ax.set_ylabel("generative bits per character (lower = likelier text)")
     ax.set_title("Story quality against time: left to right, block by block, all at once")
     ax.grid(alpha=0.3)
-    ax.legend(loc="upper right", fontsize=9)
+    ax.legend(loc="upper center", fontsize=9)
     fig.tight_layout()
     atomic_write(out, lambda p: fig.savefig(p, dpi=110))
     plt.close(fig)

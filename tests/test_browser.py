@@ -124,7 +124,8 @@ def test_the_teaching_views_in_the_browser(page):
     guesses; branch and see the run finish with the prompt intact; read the Forward tab's predictions."""
     page.get_by_role("tab", name="Generate").click()
     page.locator("#mdl-prompt textarea").fill(PROMPT)
-    final_box = page.locator("#mdl-final textarea")
+    _set_number(page, "mdl-threshold", 1)    # no early reveals: step 1 writes one character of its block,
+    final_box = page.locator("#mdl-final textarea")    # and the model has a guess under the other
     page.locator("#mdl-generate").click()
     page.wait_for_function("el => el.value.length > 0", arg=final_box.element_handle(), timeout=90_000)
     first_final = final_box.input_value()
@@ -163,6 +164,7 @@ def test_the_teaching_views_in_the_browser(page):
     assert branched.startswith(PROMPT) and len(branched) == len(first_final)
     page.screenshot(path=str(ARTIFACTS / "browser-branch.png"), full_page=True)
     _set_number(page, "mdl-temperature", 0)
+    _set_number(page, "mdl-threshold", DEFAULT.threshold)
 
     # Replay from the start: the slider moves back to the end
     page.locator("#mdl-play").click()

@@ -93,11 +93,11 @@ def test_branch_keeps_the_draft_and_writes_only_its_masks(bundled, index):
 def test_branch_with_the_same_settings_writes_what_the_run_wrote(source):
     """Greedy left to right (and a block model from the end of a block) continues exactly as the run did."""
     ck = load_checkpoint(source)
-    states = run(ck)
+    states = run(ck, temperature=0.0)        # greedy: a sampled branch draws from a fresh generator
     ends = [s for s in states[1:-1] if s.block is None or all(not s.masked[i] for i in range(*s.block))]
     start = ends[len(ends) // 2]
-    branch = list(denoise(ck.model, ck.tokenizer, "", defaults_for(ck.model.config).replace(gen_len=48),
-                          schedule=ck.schedule, start=start))
+    branch = list(denoise(ck.model, ck.tokenizer, "", defaults_for(ck.model.config).replace(gen_len=48,
+                          temperature=0.0), schedule=ck.schedule, start=start))
     assert branch[-1].text == states[-1].text
 
 

@@ -382,11 +382,27 @@ def forward_predictions(ck, sentence: str, t: int, schedule: str, seed: int):
             return '<div class="mdl-pred"><p>Type a sentence to see what the model predicts.</p></div>'
         ex = explain_loss(ck.model, torch.tensor(ids), torch.tensor(masked), t, T, SCHEDULES[schedule](),
                           ck.tokenizer.mask_id, trained_loss(ck.config))
-        return render.prediction_view(ex, sentence, lambda i: ck.tokenizer.decode([i]))
+        caveat = "".join(f'<p class="mdl-caveat">{html.escape(c)}</p>' for c in _forward_caveats(ck, schedule, t / T))
+        return caveat + render.prediction_view(ex, sentence, lambda i: ck.tokenizer.decode([i]))
     except Exception as e:  # noqa: BLE001
         log.exception("forward predictions failed")
         warn(f"Could not run the model on the sentence: {one_line(e)}")
         return gr.skip()
+
+
+def _forward_caveats(ck, schedule: str, u: float) -> list[str]:
+    """Where the Forward tab shows the model something its training never did (a note each)."""
+    notes = []
+    if ck.model.config.causal:
+        return notes
+    if schedule != ck.schedule.name:
+        notes.append(f"The model was trained with the {ck.schedule.name} schedule: with {schedule}, the masks "
+                     "and the weight are not the ones its training used.")
+    lo, hi = ((ck.config.get("training") or {}).get("config") or {}).get("mask_range") or (0.0, 1.0)
+    if ck.model.config.attn_block and not lo <= u <= hi:
+        notes.append(f"This block model was trained with each block's time drawn from [{lo}, {hi}]; "
+                     f"u = {u:.2f} is outside it.")
+    return notes
 
 
 def forward_process(sentence, t, schedule, seed=0, model_key=""):

@@ -48,6 +48,7 @@ CSS = """
   box-shadow: 0 2px 6px rgba(0, 0, 0, .2); pointer-events: none; }
 .mdl-c:hover > .mdl-cands, .mdl-c:focus > .mdl-cands { display: block; }
 .mdl-heatmap svg { width: 100%; max-width: 640px; height: auto; }
+.mdl-caveat { font-size: .95rem; color: #D55E00; margin: .2rem 0; }
 """
 
 LEGEND = (

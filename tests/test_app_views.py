@@ -98,3 +98,14 @@ def test_a_rewound_screen_stays_put_while_the_run_goes_on(notes):
     *_, last = stream
     assert last[STATUS].startswith("**Rewound to step 1**") and last[FINAL]   # done, still showing step 1
     assert not session.running
+
+
+def test_the_forward_tab_says_where_it_leaves_the_training_recipe(notes):
+    """Another schedule than the model's, or (block model) a time outside its training range: a note."""
+    sentence = "Once upon a time, there was a little dog."
+    *_, pred = app.forward_process(sentence, 50, "cosine", 0, model_key="")        # block model: linear
+    assert "trained with the linear schedule" in pred
+    *_, pred = app.forward_process(sentence, 95, "linear", 0, model_key="")
+    assert "outside it" in pred and "trained with the linear" not in pred
+    *_, pred = app.forward_process(sentence, 50, "linear", 0, model_key="")
+    assert "mdl-caveat" not in pred

@@ -160,6 +160,7 @@ class Run:
     ghost: bool = False           # show the model's guesses under the masks
     tokenizer: object = None      # the vocabulary the states are written in (a branch must share it)
     running: bool = False
+    owner: object = None          # the stream writing it: a newer run (Generate or Branch) takes over
 
     def view(self, index: int | None = None) -> tuple[str, str, str]:
         """(canvas, chart, status) of states[index] (default: the last), with every view's extras."""
@@ -223,7 +224,6 @@ def generate(prompt, mode="continue", gen_len=DEFAULT.gen_len, steps=DEFAULT.ste
         log.exception("generation failed")
         yield problem(f"Generation failed: {one_line(e)}")
     finally:
-        run.running = False
         if it is not None:
             it.close()
 
@@ -244,10 +244,22 @@ def _branch(run: Run, ck, cfg, at):
 
 
 def _stream(run: Run, states, kept: list, delay: float):
-    """Record each state in the session's run and yield its frame (only the slider while rewound)."""
-    keep = gr.skip()
+    """Record each state in the session's run and yield its frame (only the slider while rewound). A
+    newer run of the same session (another Generate or Branch) takes the run over: this one stops."""
+    me = run.owner = object()
     run.states, run.pinned, run.running = list(kept), None, True
+    try:
+        yield from _frames(run, states, delay, me)
+    finally:
+        if run.owner is me:
+            run.running = False
+
+
+def _frames(run: Run, states, delay: float, me):
+    keep = gr.skip()
     for state in states:
+        if run.owner is not me:
+            return
         if len(run.states) < MAX_TRACE:
             run.states.append(state)
         last = len(run.states) - 1

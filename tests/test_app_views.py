@@ -109,3 +109,20 @@ def test_the_forward_tab_says_where_it_leaves_the_training_recipe(notes):
     assert "outside it" in pred and "trained with the linear" not in pred
     *_, pred = app.forward_process(sentence, 50, "linear", 0, model_key="")
     assert "mdl-caveat" not in pred
+
+
+def test_a_newer_run_of_the_session_takes_the_run_over(notes):
+    """Generate, then Branch (or Generate) again before the first is done: the first stops at its next
+    state, and the session's run is the newer one's alone."""
+    session = app.Run()
+    first = app.generate(PROMPT, gen_len=40, steps=16, threshold=1, delay_ms=0, run=session,
+                         model_key=str(BUNDLED_DIFFUSION_DIR))
+    for _ in range(3):
+        next(first)
+    second = app.generate("Tom had a dog.", gen_len=40, steps=16, delay_ms=0, run=session,
+                          model_key=str(BUNDLED_DIFFUSION_DIR))
+    next(second)
+    assert list(first) == []                                   # the older stream ends without a frame
+    *_, last = second
+    assert last[FINAL].startswith("Tom had a dog.") and session.states[0].text.startswith("Tom had a dog.")
+    assert not session.running and all(s.text.startswith("Tom had a dog.") for s in session.states)

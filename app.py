@@ -162,13 +162,16 @@ class Run:
     running: bool = False
     owner: object = None          # the stream writing it: a newer run (Generate or Branch) takes over
 
-    def view(self, index: int | None = None) -> tuple[str, str, str]:
-        """(canvas, chart, status) of states[index] (default: the last), with every view's extras."""
+    def view(self, index: int | None = None, live: bool = False) -> tuple[str, str, str]:
+        """(canvas, chart, status) of states[index] (default: the last), with every view's extras. live: a
+        frame of a run in progress, replaced a few ms later: without the hover alternatives (a lighter
+        stream; the finished run, a rewound or replayed step have them)."""
         last = len(self.states) - 1
         index = last if index is None else min(max(int(index), 0), last)
         state = self.states[index]
         counts = [s.num_masked for s in self.states[:index + 1]]
-        canvas = render.render_state(state, cands=history.candidates_at(self.states, index), ghost=self.ghost)
+        cands = {} if live else history.candidates_at(self.states, index)
+        canvas = render.render_state(state, cands=cands, ghost=self.ghost)
         status = render.status_line(state) if index == last else render.rewind_line(state, self.states[-1],
                                                                                      self.running)
         return canvas, render.mask_chart_svg(counts, state.total_steps), status
@@ -269,7 +272,7 @@ def _frames(run: Run, states, delay: float, me):
             canvas, chart, status = run.view(run.pinned)
             yield canvas, chart, slider, run.heatmap(run.pinned), status, state.text
             return
-        frame = run.view() if run.pinned is None else (keep, keep, keep)
+        frame = run.view(live=True) if run.pinned is None else (keep, keep, keep)
         yield frame[0], frame[1], slider, keep, frame[2], ""
         if delay:
             time.sleep(delay)

@@ -126,3 +126,9 @@ def test_a_newer_run_of_the_session_takes_the_run_over(notes):
     *_, last = second
     assert last[FINAL].startswith("Tom had a dog.") and session.states[0].text.startswith("Tom had a dog.")
     assert not session.running and all(s.text.startswith("Tom had a dog.") for s in session.states)
+
+
+def test_live_frames_are_light_and_the_finished_run_has_the_alternatives(notes):
+    frames = written(app.Run())
+    assert all("mdl-cands" not in f[CANVAS] for f in frames[:-1])   # replaced a few ms later: no popups
+    assert "mdl-cands" in frames[-1][CANVAS]

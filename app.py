@@ -35,6 +35,7 @@ import time
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import NamedTuple
 
 import gradio as gr
 import torch
@@ -42,7 +43,7 @@ import torch
 from microdllm import card, history, render
 from microdllm.checkpoint import BUNDLED_AR_DIR, BUNDLED_MODELS, read_config
 from microdllm.config import ModelConfig
-from microdllm.diffusion import SCHEDULES, corrupt, explain_loss, trained_loss
+from microdllm.diffusion import SCHEDULES, corrupt, explain_loss, trained_loss, training_recipe
 from microdllm.inputs import prepare_prompt, sampler_config
 from microdllm.model import attention_pattern
 from microdllm.sampling import (
@@ -162,12 +163,16 @@ class Run:
     running: bool = False
     owner: object = None          # the stream writing it: a newer run (Generate or Branch) takes over
 
+    def index(self, at) -> int:
+        """A step the slider (or an API caller) names, clamped to the run's states."""
+        return min(max(int(at or 0), 0), len(self.states) - 1)
+
     def view(self, index: int | None = None, live: bool = False) -> tuple[str, str, str]:
         """(canvas, chart, status) of states[index] (default: the last), with every view's extras. live: a
         frame of a run in progress, replaced a few ms later: without the hover alternatives (a lighter
         stream; the finished run, a rewound or replayed step have them)."""
         last = len(self.states) - 1
-        index = last if index is None else min(max(int(index), 0), last)
+        index = last if index is None else self.index(index)
         state = self.states[index]
         counts = [s.num_masked for s in self.states[:index + 1]]
         cands = {} if live else history.candidates_at(self.states, index)
@@ -238,7 +243,7 @@ def _branch(run: Run, ck, cfg, at):
     if run.tokenizer is not None and run.tokenizer != ck.tokenizer:
         raise SamplingError("this model reads another alphabet than the one that wrote the draft: "
                             "branch with the model that wrote it")
-    index = min(max(int(at or 0), 0), len(run.states) - 1)
+    index = run.index(at)
     start = run.states[index]
     states = denoise(ck.model, ck.tokenizer, "", cfg, start=start, schedule=ck.schedule)
     next(states)              # the branch's first state is `start` itself: the run keeps its own
@@ -283,7 +288,7 @@ def rewind(at, run):
     behind it until the slider is back at the end."""
     if run is None or not run.states:
         return gr.skip(), gr.skip(), gr.skip(), gr.skip()
-    index = min(max(int(at or 0), 0), len(run.states) - 1)
+    index = run.index(at)
     run.pinned = None if index == len(run.states) - 1 and run.running else index
     canvas, chart, status = run.view(index)
     return canvas, chart, status, gr.skip() if run.running else run.heatmap(index)
@@ -306,7 +311,7 @@ def replay(speed, at, run):
              "A run is still being written: replay it when it is done.")
         return
     last, pause = len(run.states) - 1, 1 / min(max(float(speed or 8), 0.5), 60)
-    start = 0 if int(at or 0) >= last else max(int(at or 0), 0)
+    start = run.index(at) if run.index(at) < last else 0
     for i in range(start, last + 1):
         run.pinned = i
         canvas, chart, status = run.view(i)
@@ -363,18 +368,20 @@ def export_trace(run):
     return tuple(gr.update(value=path, visible=path is not None) for path in paths)
 
 
-def forward_view(tokenizer, sentence: str, t: int, T: int, schedule: str, seed: int) -> tuple[str, str, str]:
-    """Corrupt `sentence` to time t with the chosen schedule. Returns (text HTML, summary, curve SVG).
+class ForwardDraw(NamedTuple):
+    """One draw of the forward process on the Forward tab's sentence."""
+    schedule: str           # a known schedule name
+    t: int
+    T: int
+    sentence: str           # as the model reads it (unknown characters dropped)
+    ids: list[int]
+    masked: list[bool]      # the mask `corrupt` puts on it at t
 
-    The same seed draws the same uniform number per character at every t, so raising t only
-    ever adds masks: what the slider shows is one sample path of the forward process.
-    """
-    schedule, t, sentence, _, masked = _forward_draw(tokenizer, sentence, t, T, schedule, seed)
-    return render.forward_view(sentence, masked, t, T, SCHEDULES, schedule)
 
-
-def _forward_draw(tokenizer, sentence: str, t: int, T: int, schedule: str, seed: int):
-    """The forward tab's draw: (schedule name, t, cleaned sentence, its ids, the mask `corrupt` puts on it)."""
+def _forward_draw(tokenizer, sentence: str, t: int, T: int, schedule: str, seed: int) -> ForwardDraw:
+    """Corrupt `sentence` to time t with the chosen schedule. The same seed draws the same uniform number
+    per character at every t, so raising t only ever adds masks: what the slider shows is one sample
+    path of the forward process."""
     schedule = schedule if schedule in SCHEDULES else next(iter(SCHEDULES))
     t = min(max(int(t), 0), T)
     sentence = tokenizer.clean(sentence or "")
@@ -384,25 +391,30 @@ def _forward_draw(tokenizer, sentence: str, t: int, T: int, schedule: str, seed:
         g = torch.Generator().manual_seed(abs(int(seed)) % (2 ** 63))
         _, mask = corrupt(torch.tensor([ids]), torch.tensor([t]), T, SCHEDULES[schedule](), tokenizer.mask_id, g)
         masked = mask[0].tolist()
-    return schedule, t, sentence, ids, masked
+    return ForwardDraw(schedule, t, T, sentence, ids, masked)
 
 
-def forward_predictions(ck, sentence: str, t: int, schedule: str, seed: int):
-    """What the model learns from the forward tab's sentence at time t (HTML): its guess at every character
-    the training objective scores and that objective's value (microdllm.diffusion.explain_loss)."""
+def forward_views(ck, sentence: str, t: int, schedule: str, seed: int) -> tuple:
+    """The Forward tab for one draw: (text HTML, summary, curve SVG, what the model learns HTML)."""
+    d = _forward_draw(ck.tokenizer, sentence, t, ck.model.config.timesteps, schedule, seed)
+    return (*render.forward_view(d.sentence, d.masked, d.t, d.T, SCHEDULES, d.schedule), forward_predictions(ck, d))
+
+
+def forward_predictions(ck, d: ForwardDraw):
+    """What the model learns from the draw (HTML): its guess at every character the training objective
+    scores and that objective's value (microdllm.diffusion.explain_loss)."""
+    if not d.ids:
+        return '<div class="mdl-pred"><p>Type a sentence to see what the model predicts.</p></div>'
     try:
-        T = ck.model.config.timesteps
-        schedule, t, sentence, ids, masked = _forward_draw(ck.tokenizer, sentence, t, T, schedule, seed)
-        if not ids:
-            return '<div class="mdl-pred"><p>Type a sentence to see what the model predicts.</p></div>'
-        ex = explain_loss(ck.model, torch.tensor(ids), torch.tensor(masked), t, T, SCHEDULES[schedule](),
+        ex = explain_loss(ck.model, torch.tensor(d.ids), torch.tensor(d.masked), d.t, d.T, SCHEDULES[d.schedule](),
                           ck.tokenizer.mask_id, trained_loss(ck.config))
-        caveat = "".join(f'<p class="mdl-caveat">{html.escape(c)}</p>' for c in _forward_caveats(ck, schedule, t / T))
-        return caveat + render.prediction_view(ex, sentence, lambda i: ck.tokenizer.decode([i]))
     except Exception as e:  # noqa: BLE001
         log.exception("forward predictions failed")
         warn(f"Could not run the model on the sentence: {one_line(e)}")
         return gr.skip()
+    caveats = _forward_caveats(ck, d.schedule, d.t / d.T)
+    return ("".join(f'<p class="mdl-caveat">{html.escape(c)}</p>' for c in caveats)
+            + render.prediction_view(ex, d.sentence, lambda i: ck.tokenizer.decode([i])))
 
 
 def _forward_caveats(ck, schedule: str, u: float) -> list[str]:
@@ -413,7 +425,7 @@ def _forward_caveats(ck, schedule: str, u: float) -> list[str]:
     if schedule != ck.schedule.name:
         notes.append(f"The model was trained with the {ck.schedule.name} schedule: with {schedule}, the masks "
                      "and the weight are not the ones its training used.")
-    lo, hi = ((ck.config.get("training") or {}).get("config") or {}).get("mask_range") or (0.0, 1.0)
+    lo, hi = training_recipe(ck.config).get("mask_range") or (0.0, 1.0)
     if ck.model.config.attn_block and not lo <= u <= hi:
         notes.append(f"This block model was trained with each block's time drawn from [{lo}, {hi}]; "
                      f"u = {u:.2f} is outside it.")
@@ -432,13 +444,11 @@ def forward_process(sentence, t, schedule, seed=0, model_key=""):
         unknown = ck.tokenizer.unknown_chars(sentence)
         if unknown:
             info(f"Dropped characters the model does not know: {', '.join(repr(c) for c in unknown[:20])}")
-        t, seed = int(t or 0), int(seed or 0)
-        view = forward_view(ck.tokenizer, sentence, t, ck.model.config.timesteps, schedule, seed)
+        return forward_views(ck, sentence, int(t or 0), schedule, int(seed or 0))
     except Exception as e:  # noqa: BLE001
         log.exception("forward process failed")
         warn(f"Could not corrupt the sentence: {one_line(e)}")
         return gr.skip(), gr.skip(), gr.skip(), gr.skip()
-    return (*view, forward_predictions(ck, sentence, t, schedule, seed))
 
 
 def compare(prompt, gen_len=DEFAULT.gen_len, temperature=DEFAULT.temperature, seed=DEFAULT.seed,
@@ -541,8 +551,9 @@ def load_model(source, gen_len=DEFAULT.gen_len):
         warn(notice)
     else:
         info(f"Loaded {ck.source}: {card.kind_label(ck.model.config)}, {ck.model.num_params() / 1e6:.2f} M parameters.")
-    return (key, card.model_summary(ck), _notice_md(notice), *control_updates(ck, gen_len),
-            attention_html(ck.model.config))   # the last: the Model tab's copy of the attention diagram
+    updates = control_updates(ck, gen_len)
+    attention = updates[CONTROLS_FOR_MODEL.index("attention")]     # the Model tab shows it too (last)
+    return (key, card.model_summary(ck), _notice_md(notice), *updates, attention)
 
 
 def model_info(model_key=""):
@@ -708,8 +719,7 @@ def _wire_generate(controls: dict, views: dict, screen: dict, generate_btn, stop
 def _forward_tab(ck, model_key) -> gr.Slider:
     """The Forward process tab and its events; returns the t slider (a new model resizes it)."""
     T = ck.model.config.timesteps
-    fwd_text, fwd_summary, fwd_curve = forward_view(ck.tokenizer, FORWARD_SENTENCE, T // 2, T, ck.schedule.name, 0)
-    fwd_first_pred = forward_predictions(ck, FORWARD_SENTENCE, T // 2, ck.schedule.name, 0)
+    fwd_text, fwd_summary, fwd_curve, fwd_first_pred = forward_views(ck, FORWARD_SENTENCE, T // 2, ck.schedule.name, 0)
     with gr.Tab("Forward process", id="forward"):
         gr.Markdown("Training runs this the other way: take a real sentence, mask each character "
                     "with probability 1 - a(t), and teach the model to guess the masked ones. "

@@ -190,6 +190,15 @@ def corrupt_blocks(x0: torch.Tensor, block: int, schedule: Schedule, mask_id: in
     return x0.masked_fill(masked & ~always, mask_id), masked | always, u
 
 
+def block_elbo_weights(u: torch.Tensor, schedule: Schedule, always: torch.Tensor) -> torch.Tensor:
+    """Per character, the NELBO weight of the block objective: -a'(u) / (1 - a(u)) at its block's time u,
+    1 where it is always predicted (its likelihood is exact)."""
+    h = 1e-4
+    u = u.double().clamp(h, 1 - h)
+    slope = (schedule.alpha(u - h) - schedule.alpha(u + h)) / (2 * h)          # -a'(u)
+    return torch.where(always, torch.ones_like(u), slope / schedule.mask_prob(u).clamp_min(1e-6)).float()
+
+
 def block_diffusion_loss(kind: str, logits, x0, targets, u, schedule: Schedule, mask_id: int, always=None):
     """The block objective (nats). masked_ce: mean cross-entropy over the targets. elbo: per character,
     the continuous NELBO weight -a'(u) / (1 - a(u)) of its block's time on masked ones and 1 on the
@@ -199,10 +208,7 @@ def block_diffusion_loss(kind: str, logits, x0, targets, u, schedule: Schedule, 
     if kind != "elbo":
         raise ValueError(f"unknown loss {kind!r}; choose masked_ce or elbo")
     always = torch.zeros_like(targets) if always is None else always.to(targets.device).expand_as(targets)
-    h = 1e-4
-    u = u.double().clamp(h, 1 - h)
-    slope = (schedule.alpha(u - h) - schedule.alpha(u + h)) / (2 * h)          # -a'(u)
-    w = torch.where(always, torch.ones_like(u), slope / schedule.mask_prob(u).clamp_min(1e-6)).float()
+    w = block_elbo_weights(u, schedule, always.cpu())
     nll = masked_token_nll(logits, x0, mask_id)
     return (nll * targets * w.to(nll.device)).sum() / x0.numel()
 
@@ -216,11 +222,16 @@ def block_diffusion_loss(kind: str, logits, x0, targets, u, schedule: Schedule, 
 LOSS_KINDS = ("masked_ce", "elbo")
 
 
-def trained_loss(config: dict | None) -> str:
-    """The loss a checkpoint was trained with: config.json's training.config.loss (masked_ce if absent)."""
+def training_recipe(config: dict | None) -> dict:
+    """The training options a checkpoint records (config.json's training.config; {} if absent)."""
     training = (config or {}).get("training")
     recipe = training.get("config") if isinstance(training, dict) else None
-    loss = recipe.get("loss") if isinstance(recipe, dict) else None
+    return recipe if isinstance(recipe, dict) else {}
+
+
+def trained_loss(config: dict | None) -> str:
+    """The loss a checkpoint was trained with (masked_ce if it does not say)."""
+    loss = training_recipe(config).get("loss")
     return loss if loss in LOSS_KINDS else "masked_ce"
 
 
@@ -250,14 +261,6 @@ class LossExplanation:
     length: int         # characters in the sentence
     block: int | None = None
     step_weight: float | None = None   # full-sequence elbo: T * w_t
-
-
-def _block_elbo_weights(u: torch.Tensor, schedule: Schedule, always: torch.Tensor) -> torch.Tensor:
-    """Per character, the weight block_diffusion_loss's elbo puts on its NLL before dividing by L."""
-    h = 1e-4
-    u = u.double().clamp(h, 1 - h)
-    slope = (schedule.alpha(u - h) - schedule.alpha(u + h)) / (2 * h)
-    return torch.where(always, torch.ones_like(u), slope / schedule.mask_prob(u).clamp_min(1e-6)).float()
 
 
 def _predictions(logits, x0, targets, weights, masked, mask_id, offset: int = 0) -> tuple[Prediction, ...]:
@@ -297,7 +300,7 @@ def explain_loss(model, x0: torch.Tensor, mask: torch.Tensor, t: int, T: int, sc
         targets, u = mask | always, torch.full((1, L), t / T, dtype=torch.float64)
         logits = model(x0.masked_fill(mask & ~always, mask_id), clean=x0)
         value = block_diffusion_loss(loss, logits, x0, targets, u, schedule, mask_id, always[0])
-        weights = (_block_elbo_weights(u, schedule, always.cpu()) / L if loss == "elbo"
+        weights = (block_elbo_weights(u, schedule, always.cpu()) / L if loss == "elbo"
                    else torch.full((1, L), 1 / max(int(targets.sum()), 1)))
         preds = _predictions(logits, x0, targets, weights, mask & ~always, mask_id)
         return LossExplanation(cfg.kind, loss, float(value), preds, t, T, L, block=cfg.attn_block)

@@ -162,7 +162,7 @@ class Transformer(nn.Module):
 
     def _mask(self, n_q: int, n_k: int, q_start: int = 0, block: int | None = None) -> torch.Tensor | None:
         """The attention mask (None: every query sees every key, e.g. one block against its cache)."""
-        block = block or self.config.attn_block or (1 if self.config.causal else None)
+        block = block or attention_block(self.config)
         if block is None or (q_start // block == (q_start + n_q - 1) // block and n_k <= q_start + n_q):
             return None
         return block_causal_mask(n_q, n_k, block, q_start).to(self.cos.device)
@@ -211,10 +211,13 @@ class Transformer(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
 
+def attention_block(config: ModelConfig) -> int | None:
+    """The block of the model's block-causal attention: attn_block, 1 for a causal model, None (all to all)."""
+    return config.attn_block or (1 if config.causal else None)
+
+
 def attention_pattern(config: ModelConfig, n: int) -> list[list[bool]]:
-    """The first n x n of the attention mask the model applies, as plain booleans: row = query, column
-    = key, True where it may attend. Built like `Transformer._mask`: block-causal with attn_block,
-    causal (block 1) for the autoregressive model, and all-to-all otherwise (positions are the
-    network's inputs; with `shift`, input 0 is the start vector and input j reads character j - 1)."""
-    block = config.attn_block or (1 if config.causal else max(n, 1))
-    return block_causal_mask(n, n, block).tolist()
+    """The first n x n of the attention mask the model applies (`Transformer._mask`), as plain booleans:
+    row = query, column = key, True where it may attend (positions are the network's inputs; with
+    `shift`, input 0 is the start vector and input j reads character j - 1)."""
+    return block_causal_mask(n, n, attention_block(config) or max(n, 1)).tolist()

@@ -49,6 +49,14 @@ CSS = """
 .mdl-c:hover > .mdl-cands, .mdl-c:focus > .mdl-cands { display: block; }
 .mdl-heatmap svg { width: 100%; max-width: 640px; height: auto; }
 .mdl-caveat { font-size: .95rem; color: #D55E00; margin: .2rem 0; }
+.mdl-pred .mdl-hit { background: rgba(0, 158, 115, .32); }
+.mdl-pred .mdl-miss { background: rgba(204, 121, 167, .45); }
+.mdl-pred .mdl-always { text-decoration: underline dotted; }
+.mdl-pred-rows { font-family: ui-monospace, "DejaVu Sans Mono", Menlo, monospace; font-size: .9rem;
+  max-height: 16em; overflow-y: auto; margin: .3rem 0; padding-left: 2.2rem; }
+.mdl-pred-sum { font-size: 1.05rem; margin: .2rem 0 .4rem 0; }
+.mdl-attention svg { width: 100%; max-width: 200px; height: auto; }
+.mdl-attention-caption { font-size: .95rem; margin: .2rem 0; }
 """
 
 LEGEND = (
@@ -358,17 +366,6 @@ def forward_view(sentence: str, masked: list[bool], t: int, T: int, schedules: d
 
 # ---- teaching views: what the model learns (Forward process tab), the attention pattern ------------
 
-TEACH_CSS = """
-.mdl-pred .mdl-hit { background: rgba(0, 158, 115, .32); }
-.mdl-pred .mdl-miss { background: rgba(204, 121, 167, .45); }
-.mdl-pred .mdl-always { text-decoration: underline dotted; }
-.mdl-pred-rows { font-family: ui-monospace, "DejaVu Sans Mono", Menlo, monospace; font-size: .9rem;
-  max-height: 16em; overflow-y: auto; margin: .3rem 0; padding-left: 2.2rem; }
-.mdl-pred-sum { font-size: 1.05rem; margin: .2rem 0 .4rem 0; }
-.mdl-attention svg { width: 100%; max-width: 200px; height: auto; }
-.mdl-attention-caption { font-size: .95rem; margin: .2rem 0; }
-"""
-CSS += TEACH_CSS
 
 PRED_LEGEND = ('<div class="mdl-legend"><span><span class="mdl-c mdl-hit">e</span> best guess right</span>'
                '<span><span class="mdl-c mdl-miss">x</span> best guess wrong (hover: the true character, '
@@ -377,14 +374,10 @@ LOSS_NAMES = {"masked_ce": "masked cross-entropy", "elbo": "NELBO estimate",
               "next_char": "next-character cross-entropy"}
 
 
-def _pct(p: float) -> str:
-    return f"{p:.0%}" if p >= 0.01 else (f"{p:.1%}" if p >= 0.001 else "<0.1%")
-
-
 def _pred_row(p, char_of, block: int | None = None) -> str:
     extra = "" if p.masked or not block else " · always predicted (the last of its block)"
     return (f"position {p.position} · true {char_of(p.true_id)!r} · guess {char_of(p.guess_id)!r} · "
-            f"p(true) {_pct(p.p_true)} · loss {p.loss:.2f} nats{extra}")
+            f"p(true) {_percent(p.p_true)} · loss {p.loss:.2f} nats{extra}")
 
 
 def _objective_line(ex) -> str:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from . import history
+from . import history, render
 from .atomic import atomic_write
 
 BG, INK, MUTED, TRACK = "#FFFFFF", "#1A1A1A", "#5A5A5A", "#E3E3E3"
@@ -208,8 +208,6 @@ def write_mp4(states, path, frame_ms: int = 180, every: int = 1) -> Path:
     return atomic_write(path, save)
 
 
-HEAT = {"reveal": REVEALED, "remask": REMASKED, "rewrite": "#CC79A7"}   # as the app's heatmap
-HEAT_MASKED, HEAT_WRITTEN, HEAT_PROMPT = "#D9D9D9", "#F4F1E8", "#DCEBF5"
 
 
 def heatmap_image(states, size=(1280, 720)) -> Image.Image:
@@ -234,11 +232,11 @@ def heatmap_image(states, size=(1280, 720)) -> Image.Image:
 
     for i, fixed in enumerate(states[0].fixed):
         if fixed:
-            box(i, first, last - first + 1, HEAT_PROMPT)
+            box(i, first, last - first + 1, render.HEAT_PROMPT)
     for sp in history.spans(states):
-        box(sp.position, sp.start, sp.end - sp.start, HEAT_MASKED if sp.masked else HEAT_WRITTEN)
+        box(sp.position, sp.start, sp.end - sp.start, render.HEAT_SPANS[sp.masked])   # the app's colours
     for ev in history.events(states):
-        box(ev.position, ev.step, 1, HEAT[ev.kind])
+        box(ev.position, ev.step, 1, render.HEAT_COLOURS[ev.kind])
     for b in states[-1].boundaries:
         draw.line([x0 + b * cw, y0, x0 + b * cw, y1], fill=ACCENT, width=max(1, round(s)))
     small = font(round(18 * s))

@@ -751,7 +751,8 @@ def _compare_tab(ck, model_key) -> None:
     """The Compare tab and its event: the diffusion model and the autoregressive baseline, raced."""
     room, first_prompt = ck.model.config.block_size - 1, EXAMPLES[0][0]
     with gr.Tab("Compare", id="compare"):
-        gr.Markdown("The same prompt, written by the diffusion model (all positions at once, a few "
+        gr.Markdown("The same prompt, written by the model chosen in the Generate tab (block diffusion: "
+                    "a block of characters at a time; full-sequence diffusion: all positions at once, a few "
                     "dozen steps) and by the autoregressive baseline (the same network with causal "
                     "attention, one character per model evaluation), raced as if both ran at once.")
         with gr.Row():

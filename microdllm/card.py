@@ -174,13 +174,15 @@ def _sample(ck, prompt: str, seed: int) -> dict:
     cfg = defaults_for(ck.model_config).replace(seed=seed)
     prompt = ck.tokenizer.clean(prompt + " ")  # a model trained on other text may lack some characters
     text = generate(ck.model, ck.tokenizer, prompt, cfg, schedule=ck.schedule).text
+    draw = f"temperature {cfg.temperature}" + (f", top-p {cfg.top_p}" if cfg.top_p < 1 else "") + \
+        (f", top-k {cfg.top_k}" if cfg.top_k else "")
     if ck.model_config.causal:
-        settings = f"prompt {prompt!r}, left to right, temperature {cfg.temperature}, seed {seed}"
+        settings = f"prompt {prompt!r}, left to right, {draw}, seed {seed}"
     else:
         settings = (f"prompt {prompt!r}, {cfg.remasking}, remask ratio {cfg.remask_ratio}, threshold "
                     f"{cfg.threshold}, {cfg.reveal_schedule or 'training'} reveal schedule, {cfg.steps} steps"
                     f"{' per block' if ck.model_config.kind == 'block diffusion' else ''}, {cfg.polish} polish "
-                    f"passes, temperature {cfg.temperature}, seed {seed}")
+                    f"passes, {draw}, seed {seed}")
     return {"settings": settings, "text": text}
 
 

@@ -188,6 +188,8 @@ def _add_sampler_args(p):
     p.add_argument("--polish", type=int, help="passes that re-read the finished draft and fix typos (0 = off)")
     p.add_argument("--reveal-schedule", help="masks left after each step: cosine, linear, loglinear, or model "
                                              "(the training schedule)")
+    p.add_argument("--no-lookahead", dest="lookahead", action="store_false", default=None,
+                   help="a block-diffusion model: never look a block ahead on a guess (the same text, more evaluations)")
 
 
 def _add_generate(sub):
@@ -212,7 +214,8 @@ def sampler_config(args, model_config=None):
     cfg = defaults_for(model_config) if args.preset == "default" else SAMPLER_PRESETS[args.preset]
     names = {"steps": "steps", "temperature": "temperature", "remasking": "remasking", "remask_ratio": "remask_ratio",
              "gen_len": "gen_len", "seed": "seed", "top_k": "top_k", "top_p": "top_p", "block_len": "block_len",
-             "threshold": "threshold", "reveal_schedule": "reveal_schedule", "polish": "polish"}
+             "threshold": "threshold", "reveal_schedule": "reveal_schedule", "polish": "polish",
+             "lookahead": "lookahead"}
     given = {field: getattr(args, arg) for arg, field in names.items() if getattr(args, arg) is not None}
     knobs = switches(given.pop("threshold", cfg.threshold), given.pop("reveal_schedule", cfg.reveal_schedule))
     return cfg.replace(**given, **knobs)

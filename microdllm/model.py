@@ -52,6 +52,12 @@ class KVCache:
         self.values: list[torch.Tensor | None] = [None] * n_layer
         self.length = 0
 
+    def rewind(self, length: int) -> None:
+        """Forget every input from `length` on."""
+        self.keys = [k if k is None else k[:, :, :length] for k in self.keys]
+        self.values = [v if v is None else v[:, :, :length] for v in self.values]
+        self.length = min(self.length, length)
+
     def layer(self, i: int, k: torch.Tensor, v: torch.Tensor, keep: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The cached keys/values of layer i followed by k, v (B, H, n, D); the first `keep` new ones are kept."""
         if self.keys[i] is not None:

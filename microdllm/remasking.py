@@ -114,16 +114,28 @@ def best(remasking: str, score: torch.Tensor, k: int, allowed: torch.Tensor) -> 
 
 
 def choose_reveal(cfg, score: torch.Tensor, p_token: torch.Tensor, masked: torch.Tensor, quota: int,
-                  a_now: float, a_next: float, generator: torch.Generator) -> torch.Tensor:
+                  a_now: float, a_next: float, generator: torch.Generator,
+                  last: torch.Tensor | None = None) -> torch.Tensor:
     """Which masked positions get their proposed token this step (a revealed token is final).
 
     The strategy's `quota` best, plus (threshold < 1) every proposal at least that probable;
     `none` instead reveals each masked position with MDLM's ancestral probability.
+    last: positions no other position of the block reads (with `shift`, a block's last character is
+    an input of the next block only). Revealing one early helps no other position and leaves them
+    blind to it, so it is revealed only in the step that reveals every other masked position.
     """
+    last = torch.zeros_like(masked) if last is None else last & masked
+    others = masked & ~last
     if cfg.remasking == "none":
         p_reveal = 1.0 if a_now >= 1 else (a_next - a_now) / (1 - a_now)
-        return masked & (torch.rand(masked.shape, generator=generator) < p_reveal)
-    reveal = best(cfg.remasking, score, quota, masked)
-    if cfg.threshold is not None and cfg.threshold < 1:
-        reveal |= masked & (p_token >= cfg.threshold)
+        reveal = masked & (torch.rand(masked.shape, generator=generator) < p_reveal)
+    else:
+        n_others = int(others.sum())
+        reveal = best(cfg.remasking, score, min(quota, n_others), others if n_others else masked)
+        if quota > n_others:
+            reveal |= last
+        if cfg.threshold is not None and cfg.threshold < 1:
+            reveal |= masked & (p_token >= cfg.threshold)
+    if (others & ~reveal).any():
+        reveal &= ~last
     return reveal

@@ -30,10 +30,18 @@ Knobs (SamplerConfig):
                   of ReMDM): pass j of K masks every K-th written character (offset j), so each is
                   re-predicted with the other (K - 1) / K of the text in view, and replaced when the
                   model gives another character more than POLISH_CONFIDENCE. One evaluation a pass.
+  lookahead       a block-diffusion model with shift: the evaluation that writes a block's last
+                  character also runs the next block on the model's guess for it, and the next
+                  block's first step uses it when the guess was right (`Lookahead`): the same text
+                  in fewer evaluations.
   remask_ratio    r > 0 runs the original's refinement instead (`_refine`): every step re-predicts
                   the whole block and may re-open up to floor(r * revealed) of the least confident
                   written characters; r = 1 followed by `final_pass` (a greedy pass at t = 0) is
                   the original sampler, SAMPLER_PRESETS["classic"].
+
+A block-causal model with shift reads a block's last character only in the next block, so that
+character is revealed in the step that reveals the rest of its block, never before
+(`remasking.choose_reveal`): revealed early, it would leave the others blind to it.
 
 Time is u in [0, 1] here and in every state; the model is given the integer step t = round(u T).
 Measured defaults and their numbers: docs/experiments.md.
@@ -85,6 +93,7 @@ class SamplerConfig:
     reveal_schedule: str | None = "linear"  # masks left after each step; None = the training schedule
     final_pass: bool = False        # the original's extra greedy pass at t = 0
     polish: int = 6                 # passes that re-read the finished draft and fix typos (0 = off)
+    lookahead: bool = True          # a shifted block model: look one block ahead on a guess (`Lookahead`)
 
     def __post_init__(self):
         for message in _problems(self):
@@ -119,10 +128,10 @@ def _problems(cfg: SamplerConfig) -> Iterator[str]:
 
 DEFAULT = SamplerConfig()   # the app's and the CLI's defaults, chosen by measurement (docs/experiments.md)
 # A block-diffusion model's defaults (measured there too): each block of B in at most B steps, the most
-# confident first, and every character it is sure of at once; drawn at temperature 0.7 from the top 80%
+# confident first, and every character it is sure of at once; drawn at temperature 0.9 from the top 90%
 # of the probability (so another seed writes another story; greedy repeats one per prompt).
-BLOCK_DEFAULT = SamplerConfig(steps=4, remasking="low_confidence", threshold=0.8, polish=0, temperature=0.7,
-                              top_p=0.8)
+BLOCK_DEFAULT = SamplerConfig(steps=4, remasking="low_confidence", threshold=0.8, polish=0, temperature=0.9,
+                              top_p=0.9)
 SAMPLER_PRESETS = {
     "default": DEFAULT,
     "block": BLOCK_DEFAULT,
@@ -249,6 +258,19 @@ def model_blocks(positions: list[int], block: int, length: int, steps: int) -> l
     return out
 
 
+@dataclass(frozen=True)
+class Lookahead:
+    """Self-speculation of a shifted block model. The evaluation that writes a block's last character
+    (its other inputs all written) also runs the next block, whose first input reads that character:
+    it reads the model's best guess from the evaluation before. When the character written there is
+    the guess, the next block's first step takes these rows instead of a new evaluation: the very
+    logits that evaluation would give, so the text is the same, for fewer evaluations."""
+    span: tuple[int, int]         # the next block
+    reads: slice                  # the characters its inputs read
+    inputs: torch.Tensor          # ... as they were read (the guess, then masks)
+    rows: torch.Tensor            # its logits
+
+
 class _Canvas:
     """The sequence being written, and the model evaluations that write it (mutable; states are not).
 
@@ -276,19 +298,24 @@ class _Canvas:
         else:
             self.blocks = split_blocks(to_write, cfg.block_len, cfg.steps)
         self.boundaries = tuple(b.span[0] for b in self.blocks if b.span)
+        # the characters only the next block reads (the last of each block, with shift): revealed last
+        self.last = always_predicted(len(ids), block, model.config.shift) if block else torch.zeros(len(ids), dtype=torch.bool)
+        self.after = {b.span: nb.span for b, nb in zip(self.blocks, self.blocks[1:])}   # block -> the next one
+        self.best = torch.full((len(ids),), -1)          # the model's best guess under each mask (ids)
+        self.ahead: Lookahead | None = None
         self.block: tuple[int, int] | None = None
 
     def logits(self, u: float, clean: torch.Tensor | None = None) -> torch.Tensor:
         """One model evaluation at the training time whose schedule leaves as many masks as the
         reveal schedule does at u. (L, V) logits on the CPU (only the current block's rows for a
         block-causal model writing a block). clean: the draft a polish pass re-reads."""
+        if self.cache is not None and self.block is not None:
+            return self._block_logits()
         self.nfe += 1
         if self.reveal_schedule.name != self.schedule.name:
             u = self.schedule.time_at(self.reveal_schedule.alpha(u))
         mcfg = self.model.config
         x = self.x[None].to(self.device)
-        if self.cache is not None and self.block is not None:
-            return self._block_logits(x)
         self.work += len(self.x) * (1 + (clean is not None and self.cache is not None))
         if self.cache is not None and clean is not None:   # each block seeing the clean draft behind it
             # a character the next block reads as its first input is never masked there in training
@@ -300,15 +327,42 @@ class _Canvas:
         t = torch.tensor([round(u * mcfg.timesteps)], device=self.device) if mcfg.time_embedding else None
         return self.model(x, t)[0].float().cpu()
 
-    def _block_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """The current block's logits, caching the finished blocks before it in the same evaluation."""
+    def _block_logits(self) -> torch.Tensor:
+        """The current block's logits: from the evaluation before, when it looked ahead with the right
+        guess; else one evaluation of the block, which also caches the finished blocks before it."""
         start, end = self.block
-        cached = self.cache.length
-        rows = self.model.extend(x, end, self.cache, start - cached, self.attn_block)[0, start - cached:].float().cpu()
-        self.work += end - cached
+        ahead, self.ahead = self.ahead, None
+        if ahead is not None and ahead.span == self.block and torch.equal(self.x[ahead.reads], ahead.inputs):
+            rows = ahead.rows                  # the very inputs it read then: no new evaluation
+        else:
+            rows = self._evaluate_block()
         out = torch.zeros(len(self.x), rows.size(-1))
         out[start:end] = rows
         return out
+
+    def _evaluate_block(self) -> torch.Tensor:
+        self.nfe += 1
+        (start, end), x = self.block, self.x[None].clone()
+        if self.cache.length > start:        # cached already (below), but a character is still masked
+            self.cache.rewind(start)
+        cached, stop = self.cache.length, end
+        keep = start - cached
+        # With shift, the inputs [cached, end) read characters [cached - 1, end - 1): once they are all
+        # written (only the block's last character is left), this evaluation's keys and values are
+        # final, so they join the cache now, and the evaluation can look ahead (see `Lookahead`).
+        shift = int(self.model.config.shift)
+        if shift and not (x[0, max(cached - shift, 0):end - shift] == self.mask_id).any():
+            keep = end - cached
+            after = self.after.get(self.block)
+            if self.cfg.lookahead and after and after[0] == end and self.best[end - 1] >= 0:
+                x[0, end - 1] = self.best[end - 1]          # the next block reads the guess
+                stop = after[1]
+        rows = self.model.extend(x.to(self.device), stop, self.cache, keep, self.attn_block)[0].float().cpu()
+        self.work += stop - cached
+        if stop > end:
+            reads = slice(end - 1, stop - 1)
+            self.ahead = Lookahead((end, stop), reads, x[0, reads].clone(), rows[end - cached:])
+        return rows[start - cached:end - cached]
 
     def any_masked(self) -> bool:
         return bool((self.x == self.mask_id).any())
@@ -320,7 +374,7 @@ class _Canvas:
         best = logits.float().index_fill(-1, torch.tensor([masked_id]), float("-inf")).argmax(-1).tolist()
         for k, (i, token, was) in enumerate(zip(pos.tolist(), self.x[pos].tolist(), before.tolist())):
             if token == masked_id:
-                self.guess[i] = self.tokenizer.chars[best[k] - 1]
+                self.guess[i], self.best[i] = self.tokenizer.chars[best[k] - 1], best[k]
             elif token != was:
                 self.guess[i] = ""
                 self.noted.append(candidates(i, logits[k], token, self.tokenizer))
@@ -356,7 +410,7 @@ def _reveal(c: _Canvas) -> Iterator[tuple]:
             if quota > 0 or cfg.remasking == "none":              # else the quota is met: no evaluation
                 logits = c.logits(u_now)[pos]                                      # 1. the model
                 tokens, p_tok, score = propose(logits, cfg, g, c.mask_id)          # 2. propose
-                reveal = choose_reveal(cfg, score, p_tok, masked, quota, a_now, a_next, g)   # 3. choose
+                reveal = choose_reveal(cfg, score, p_tok, masked, quota, a_now, a_next, g, c.last[pos])   # 3. choose
                 c.x[pos[reveal]], c.conf[pos[reveal]] = tokens[reveal], p_tok[reveal]    # 4. write
                 c.note(pos, logits, prev[pos])
             c.step += 1

@@ -128,13 +128,18 @@ RACE_PROMPT = "Once upon a time, there was a little girl named Lily."
 def bench_race(repeats: int, characters: int = 200) -> list[dict]:
     """The bundled models, each at its default settings, write `characters` after the same prompt, in
     one round-robin: the autoregressive baseline from its KV cache, block diffusion from its block
-    cache, full-sequence diffusion. Wall time as a ratio to the autoregressive model's."""
+    cache, full-sequence diffusion; and block diffusion again without its lookahead (`sampling.Lookahead`),
+    to show what that saves. Wall time as a ratio to the autoregressive model's."""
     runs, kinds = {}, {}
     for path in BUNDLED_MODELS:
         ck = load_checkpoint(path)
         cfg = defaults_for(ck.model_config).replace(gen_len=characters)
-        runs[path.name] = lambda ck=ck, cfg=cfg: denoise(ck.model, ck.tokenizer, RACE_PROMPT, cfg, schedule=ck.schedule)
-        kinds[path.name] = ck.model_config.kind
+        variants = {path.name: cfg}
+        if ck.model_config.kind == "block diffusion":
+            variants[path.name + " (no lookahead)"] = cfg.replace(lookahead=False)
+        for name, c in variants.items():
+            runs[name] = lambda ck=ck, c=c: denoise(ck.model, ck.tokenizer, RACE_PROMPT, c, schedule=ck.schedule)
+            kinds[name] = ck.model_config.kind
     rows = [{"model": name, "kind": kinds[name], **r} for name, r in round_robin(runs, repeats).items()]
     ar = next(r["seconds"] for r in rows if r["kind"] == "autoregressive")
     for r in rows:

@@ -116,3 +116,98 @@ def test_autoregressive_model_writes_left_to_right_through_denoise():
     plain = list(denoise(Uncached(model), tok, "Once", gen_len=20, temperature=0.8, seed=2))
     assert [s.tokens for s in cached] == [s.tokens for s in plain] and cached[-1].nfe == 20
     assert cached[-1].positions_evaluated < plain[-1].positions_evaluated
+
+
+@pytest.mark.parametrize("block", [2, 4])
+@pytest.mark.parametrize("threshold", [None, 0.01])
+def test_a_blocks_last_character_is_written_with_or_after_the_others(block, threshold):
+    # With the shift, a block's last character is read only by the next block: written early, it would
+    # help nothing and leave the other characters of its block blind to it.
+    model, tok = tiny_model(time_embedding=False, attn_block=block, shift=True)
+    states = list(denoise(model, tok, "Once", steps=block, gen_len=24, threshold=threshold, polish=0,
+                          remasking="low_confidence", temperature=0.0))
+    assert states[-1].done and states[-1].num_masked == 0
+    last = always_predicted(len(states[0].tokens), block, True)
+    for s in states:
+        for p in last.nonzero().flatten().tolist():
+            if not s.masked[p]:
+                others = [i for i in range(p - block + 1, p) if not s.fixed[i]]
+                assert not any(s.masked[i] for i in others), (s.step, p)
+    if threshold:                                     # every proposal is sure enough: one evaluation a block
+        assert states[-1].nfe == len(states[-1].boundaries)
+
+
+def test_choose_reveal_holds_the_last_character_back():
+    from microdllm.remasking import choose_reveal
+    from microdllm.sampling import SamplerConfig
+
+    cfg = SamplerConfig(remasking="low_confidence", threshold=0.5)
+    g = torch.Generator().manual_seed(0)
+    masked, last = torch.tensor([True, True, True]), torch.tensor([False, False, True])
+    p = torch.tensor([0.2, 0.3, 0.99])                 # the last is the surest, yet not first
+    assert choose_reveal(cfg, p, p, masked, 1, 1.0, 0.5, g, last).tolist() == [False, True, False]
+    sure = torch.tensor([0.6, 0.7, 0.99])              # every other one goes now: the last goes with them
+    assert choose_reveal(cfg, sure, sure, masked, 1, 1.0, 0.5, g, last).tolist() == [True, True, True]
+    alone = torch.tensor([False, False, True])         # only the last is left
+    assert choose_reveal(cfg, p, p, alone, 1, 0.5, 0.0, g, last).tolist() == [False, False, True]
+    assert choose_reveal(cfg, p, p, masked, 3, 1.0, 0.0, g, last).all()   # a quota of all takes all
+
+
+@pytest.mark.parametrize("settings", [dict(steps=4, remasking="low_confidence", threshold=None),
+                                      dict(steps=4, remasking="none", threshold=None, temperature=1.0),
+                                      dict(steps=2, remasking="low_confidence", threshold=0.3, temperature=0.8)])
+def test_a_finished_blocks_cache_is_kept_from_its_last_evaluation(settings):
+    # Once a block's inputs are all written (only its last character is left), that evaluation's keys and
+    # values are final: the next block then evaluates only its own positions. The text is the same as
+    # without any cache, and the ancestral sampler (which may leave the last one masked) still agrees.
+    model, tok = tiny_model(time_embedding=False, attn_block=4, shift=True)
+    kw = dict(gen_len=40, polish=0, seed=3, lookahead=False, **settings)
+    cached = list(denoise(model, tok, "Once upon", **kw))
+    plain = list(denoise(Uncached(model), tok, "Once upon", **kw))
+    assert [s.tokens for s in cached] == [s.tokens for s in plain]
+    assert cached[-1].done and cached[-1].num_masked == 0
+    if settings["remasking"] == "low_confidence" and settings["threshold"] is None:
+        # every evaluation runs only its own block: the first one also the prompt's 8 inputs before it,
+        # then 3 evaluations of block [8, 12), 4 of each of the 9 blocks [12, 48), 1 of the last [48, 49)
+        assert cached[-1].nfe == 3 + 9 * 4 + 1
+        assert cached[-1].positions_evaluated == 8 + 3 * 4 + 9 * 4 * 4 + 1
+
+
+@pytest.mark.parametrize("settings", [dict(steps=4, temperature=0.0, threshold=None),
+                                      dict(steps=2, temperature=0.9, top_p=0.9, threshold=0.3),
+                                      dict(steps=4, temperature=1.0, remasking="none", threshold=None)])
+def test_looking_ahead_writes_the_same_text_with_fewer_evaluations(settings):
+    # The evaluation that writes a block's last character also runs the next block on the model's guess
+    # for it; when the guess is what gets written, the next block's first step needs no evaluation.
+    model, tok = tiny_model(time_embedding=False, attn_block=4, shift=True)
+    kw = dict(gen_len=40, polish=0, seed=5, remasking="low_confidence") | settings
+    ahead = list(denoise(model, tok, "Once upon", lookahead=True, **kw))
+    plain = list(denoise(model, tok, "Once upon", lookahead=False, **kw))
+    uncached = list(denoise(Uncached(model), tok, "Once upon", **kw))
+    assert [s.tokens for s in ahead] == [s.tokens for s in plain] == [s.tokens for s in uncached]
+    conf = [torch.tensor([s.confidence for s in run]).nan_to_num(-1) for run in (ahead, plain)]
+    assert torch.allclose(*conf, atol=1e-5)
+    saved = plain[-1].nfe - ahead[-1].nfe
+    hits = sum(b.nfe == a.nfe for a, b in zip(ahead, ahead[1:]) if b.step > 0 and b.num_masked < a.num_masked)
+    assert saved == hits > 0 if settings["temperature"] == 0 else saved == hits >= 0
+
+
+def test_a_guess_that_is_not_written_is_not_used():
+    # A model whose every guess is wrong: every block's first step still gets its own evaluation.
+    model, tok = tiny_model(time_embedding=False, attn_block=4, shift=True)
+    kw = dict(gen_len=24, polish=0, steps=4, temperature=0.0, threshold=None, remasking="low_confidence")
+    plain = list(denoise(model, tok, "Once upon", lookahead=False, **kw))
+    from microdllm import sampling
+
+    real = sampling._Canvas.note
+
+    def wrong(self, pos, logits, before):
+        real(self, pos, logits, before)
+        self.best[self.best >= 0] = tok.mask_id      # a guess that is never written
+    sampling._Canvas.note = wrong
+    try:
+        ahead = list(denoise(model, tok, "Once upon", lookahead=True, **kw))
+    finally:
+        sampling._Canvas.note = real
+    assert [s.tokens for s in ahead] == [s.tokens for s in plain] and ahead[-1].nfe == plain[-1].nfe
+    assert ahead[-1].positions_evaluated > plain[-1].positions_evaluated   # it looked ahead, in vain

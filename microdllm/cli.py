@@ -367,16 +367,26 @@ def _add_bench(sub):
     p.add_argument("--train-batch", type=positive_int, default=16)
     p.add_argument("--no-sampling", action="store_true", help="skip the sampler timings")
     p.add_argument("--compile", action="store_true", help="also time torch.compile'd forward and training")
+    p.add_argument("--race", action="store_true",
+                   help="only the race: the bundled models at their defaults, 200 characters each, round-robin")
+    p.add_argument("--threads", type=positive_int, help="torch threads (default: torch's own)")
     p.add_argument("--json", dest="json_path", help="write the results as JSON")
     p.add_argument("--md", dest="md_path", help="write the Markdown table")
     p.set_defaults(func=cmd_bench)
 
 
 def cmd_bench(args):
+    import torch
+
     from . import speed
 
-    result = speed.run(args.checkpoint, repeats=args.repeats, train_batch=args.train_batch,
-                       sampling=not args.no_sampling, compile=args.compile)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.race:
+        result = {"machine": speed.machine(), "race": speed.bench_race(args.repeats)}
+    else:
+        result = speed.run(args.checkpoint, repeats=args.repeats, train_batch=args.train_batch,
+                           sampling=not args.no_sampling, compile=args.compile)
     print(speed.save(result, args.json_path, args.md_path))
 
 

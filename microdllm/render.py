@@ -272,15 +272,16 @@ def status_line(state: DenoiseState) -> str:
     """
     compute_s = state.elapsed
     rate = f"{_written(state) / compute_s:,.0f} characters/s" if compute_s > 0 else "… characters/s"
+    ahead = f" ({state.looked_ahead} more steps from look-aheads)" if state.looked_ahead else ""
     if state.done:
         return (f"**Done.** {state.generated} characters in {state.step} steps · "
-                f"{state.nfe} model evaluations · {compute_s:.2f} s of compute · {rate}")
+                f"{state.nfe} model evaluations{ahead} · {compute_s:.2f} s of compute · {rate}")
     masks = state.num_masked
     left = f"{masks} mask{'s' * (masks != 1)} left" if masks or not state.step else "polishing the draft"
     if state.boundaries and state.block is not None and masks:
         left += f" · block {_block_number(state)} of {len(state.boundaries)}"
     return (f"Step {state.step} of {state.total_steps} · {left} · "
-            f"{state.nfe} model evaluation{'s' * (state.nfe != 1)} · {rate}")
+            f"{state.nfe} model evaluation{'s' * (state.nfe != 1)}{ahead} · {rate}")
 
 
 def rewind_line(state: DenoiseState, last: DenoiseState, running: bool = False) -> str:
@@ -312,8 +313,9 @@ def compare_status(label: str, state: DenoiseState, mflops: float | None = None)
     done = "**done** · " if state.done else ""
     work = f" · {state.positions_evaluated:,} positions evaluated" if state.positions_evaluated else ""
     flops = f" ({mflops:,.0f} MFLOP)" if mflops is not None else ""
+    ahead = f" ({state.looked_ahead} steps from look-aheads)" if state.looked_ahead else ""
     return (f"**{label}** · {done}{_written(state)} of {state.generated} characters · {state.nfe} model evaluations"
-            f"{work}{flops} · {state.elapsed:.2f} s")
+            f"{ahead}{work}{flops} · {state.elapsed:.2f} s")
 
 
 def schedule_svg(schedules: dict, selected: str, u: float, width: int = 420, height: int = 250) -> str:

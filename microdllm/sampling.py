@@ -182,6 +182,7 @@ class DenoiseState:
     phase: str = "start"                    # the phase that made this step: see PHASES
     guesses: tuple[str, ...] = ()           # per position: the model's best guess under a mask ('' = none yet)
     candidates: tuple[Candidates, ...] = () # the characters written (or rewritten) by this step, and their rivals
+    looked_ahead: int = 0                   # steps so far that took a look-ahead's logits instead of an evaluation
 
     @property
     def num_masked(self) -> int:
@@ -303,6 +304,7 @@ class _Canvas:
         self.after = {b.span: nb.span for b, nb in zip(self.blocks, self.blocks[1:])}   # block -> the next one
         self.best = torch.full((len(ids),), -1)          # the model's best guess under each mask (ids)
         self.ahead: Lookahead | None = None
+        self.looked_ahead = start.looked_ahead if start else 0
         self.block: tuple[int, int] | None = None
 
     def logits(self, u: float, clean: torch.Tensor | None = None) -> torch.Tensor:
@@ -334,6 +336,7 @@ class _Canvas:
         ahead, self.ahead = self.ahead, None
         if ahead is not None and ahead.span == self.block and torch.equal(self.x[ahead.reads], ahead.inputs):
             rows = ahead.rows                  # the very inputs it read then: no new evaluation
+            self.looked_ahead += 1
         else:
             rows = self._evaluate_block()
         out = torch.zeros(len(self.x), rows.size(-1))
@@ -387,7 +390,8 @@ class _Canvas:
         return DenoiseState(self.step, total, u, tuple(self.x.tolist()), self.tokenizer.decode(self.x.tolist()),
                             tuple(masked.tolist()), tuple(revealed.tolist()), tuple((~was & masked).tolist()),
                             tuple(self.conf.tolist()), self.fixed, self.nfe, 0.0, done,
-                            self.block, self.boundaries, self.work, self.phase, tuple(self.guess), noted)
+                            self.block, self.boundaries, self.work, self.phase, tuple(self.guess), noted,
+                            self.looked_ahead)
 
 
 # Each phase below changes the canvas one step at a time and yields (x before the step, u after it,

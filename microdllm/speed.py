@@ -196,15 +196,18 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def machine() -> dict:
+    return {"platform": platform.platform(), "processor": cpu_name(), "torch": torch.__version__,
+            "threads": torch.get_num_threads()}
+
+
 def run(checkpoint=None, repeats: int = 3, train_batch: int = 16, sampling: bool = True,
         compile: bool = False) -> dict:
     gemm = gemm_gflops()
     ck = load_checkpoint(checkpoint)
     torch.manual_seed(0)
     micro = Transformer(get_preset("micro", vocab_size=ck.tokenizer.vocab_size)).eval()
-    result = {"machine": {"platform": platform.platform(), "processor": cpu_name(),
-                          "torch": torch.__version__, "threads": torch.get_num_threads()},
-              "gemm_gflops": gemm, "models": {}}
+    result = {"machine": machine(), "gemm_gflops": gemm, "models": {}}
     for name, model in (("bundled", ck.model), ("micro", micro)):
         L = model.config.block_size
         # Each MFU divides by the GEMM rate timed alternately with that measurement (paired_time).
@@ -237,12 +240,14 @@ def run(checkpoint=None, repeats: int = 3, train_batch: int = 16, sampling: bool
 
 def markdown(r: dict) -> str:
     m = r["machine"]
-    lines = [f"Machine: {m['processor']}, {m['platform']}, torch {m['torch']}, {m['threads']} threads. "
-             f"float32 GEMM (2048 x 2048): {r['gemm_gflops']:.1f} GFLOP/s. Each MFU below divides by the "
-             "GEMM rate timed alternately with that measurement.", "",
-             "| model | parameters | forward (256 chars) | forward MFU | int8 forward | training tokens/s "
-             "| training MFU |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [f"Machine: {m['processor']}, {m['platform']}, torch {m['torch']}, {m['threads']} threads."]
+    if "models" not in r:                       # the race alone (`bench --race`)
+        return "\n".join(lines + _race_lines(r["race"])) + "\n"
+    lines[0] += (f" float32 GEMM (2048 x 2048): {r['gemm_gflops']:.1f} GFLOP/s. Each MFU below divides by the "
+                 "GEMM rate timed alternately with that measurement.")
+    lines += ["", "| model | parameters | forward (256 chars) | forward MFU | int8 forward | training tokens/s "
+                  "| training MFU |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
     for name, e in r["models"].items():
         lines.append(f"| {name} | {e['parameters']:,} | {e['forward_ms']:.1f} ms | {e['forward_mfu']:.2f} | "
                      f"{e['int8_forward_ms']:.1f} ms ({e['int8_speedup']:.2f}x) | "
@@ -262,13 +267,17 @@ def markdown(r: dict) -> str:
         lines += [f"| {s['sampler']} | {s['nfe']} | {s['seconds']:.2f} | {s['chars_per_s']:.0f} | "
                   f"{s['first_state_ms']:.1f} ms | {s['vs_classic']:.2f} |" for s in e["sampling"]]
     if "race" in r:
-        lines += ["", "The bundled models at their default settings, 200 characters after the same prompt "
-                      "(round-robin, medians):", "",
-                  "| model | kind | NFE | positions evaluated | seconds | vs autoregressive | first state |",
-                  "|---|---|---:|---:|---:|---:|---:|"]
-        lines += [f"| {x['model']} | {x['kind']} | {x['nfe']} | {x['positions']:,} | {x['seconds']:.2f} | "
-                  f"{x['vs_autoregressive']:.2f} | {x['first_state_ms']:.1f} ms |" for x in r["race"]]
+        lines += _race_lines(r["race"])
     return "\n".join(lines) + "\n"
+
+
+def _race_lines(race: list[dict]) -> list[str]:
+    return (["", "The bundled models at their default settings, 200 characters after the same prompt "
+                 "(round-robin, medians):", "",
+             "| model | kind | NFE | positions evaluated | seconds | vs autoregressive | first state |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+            + [f"| {x['model']} | {x['kind']} | {x['nfe']} | {x['positions']:,} | {x['seconds']:.3f} | "
+               f"{x['vs_autoregressive']:.2f} | {x['first_state_ms']:.1f} ms |" for x in race])
 
 
 def save(r: dict, json_path=None, md_path=None) -> str:

@@ -46,3 +46,19 @@ def test_paired_time_times_the_function_and_the_gemm_alternately():
     speed.paired_time(lambda: stamps.append(time.perf_counter()), repeats=3, warmup=1, n=64, warmup_s=0.05)
     # the warm-up ran for its 0.05 s (several calls), and only then the 3 timed runs began
     assert len(stamps) > 4 and stamps[-3] - stamps[0] >= 0.045
+
+
+def test_the_race_alone_from_the_command_line(tmp_path, capsys):
+    # `bench --race`: the bundled models at their defaults, plus the block model without its look-ahead,
+    # which writes the same text for more evaluations.
+    import json
+
+    from microdllm.cli import main
+
+    out = tmp_path / "race.json"
+    assert main(["bench", "--race", "--repeats", "1", "--threads", "1", "--json", str(out)]) in (0, None)
+    rows = {r["model"]: r for r in json.loads(out.read_text())["race"]}
+    block, plain = rows["tinystories-tiny-block"], rows["tinystories-tiny-block (no lookahead)"]
+    assert block["text"] == plain["text"] and block["nfe"] < plain["nfe"] < block["characters"]
+    assert rows["tinystories-tiny-ar"]["vs_autoregressive"] == 1 and rows["tinystories-tiny-ar"]["nfe"] == 200
+    assert "| tinystories-tiny-block (no lookahead) | block diffusion |" in capsys.readouterr().out

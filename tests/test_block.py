@@ -190,6 +190,11 @@ def test_looking_ahead_writes_the_same_text_with_fewer_evaluations(settings):
     saved = plain[-1].nfe - ahead[-1].nfe
     hits = sum(b.nfe == a.nfe for a, b in zip(ahead, ahead[1:]) if b.step > 0 and b.num_masked < a.num_masked)
     assert saved == hits > 0 if settings["temperature"] == 0 else saved == hits >= 0
+    assert ahead[-1].looked_ahead == saved and plain[-1].looked_ahead == 0
+    from microdllm import render
+
+    line = render.status_line(ahead[-1])
+    assert (f"({saved} more steps from look-aheads)" in line) == (saved > 0) and "look-ahead" not in render.status_line(plain[-1])
 
 
 def test_a_guess_that_is_not_written_is_not_used():

@@ -3,6 +3,8 @@
     python train_space.py                                  # the bundled model's recipe (CPU is fine)
     python train_space.py --recipe micro                   # the full original-size model (use a GPU)
     python train_space.py --recipe micro --push-to-hub you/micro-dllm   # then: MICRODLLM_CHECKPOINT=you/micro-dllm python app.py
+    python train_space.py --recipe tiny-block              # the bundled default: the AR baseline, then block diffusion from it
+    python train_space.py --recipe micro-block             # the same two stages at the original's size (use a GPU)
 
 Runs on whatever is present (CUDA, MPS or CPU) and under `torchrun --nproc_per_node K`.
 Data: local files with --train-file/--val-file, else TinyStories streamed from the Hub.
@@ -23,15 +25,33 @@ from microdllm.data import DEFAULT_DATASET, stream_stories, write_stories
 from microdllm.evaluate import headline_metric
 from microdllm.train import TrainConfig, pick_device, train
 
-# The recipes, chosen by measurement (docs/experiments.md). `tiny` is the bundled model's: 11500 steps of
-# 32 x 256 characters. The bundled run was trained in legs (2000, then resumed to 3700, 7200, 10000 and 11500),
-# each resume stretching the cosine LR to the new end (a warm restart); this runs it in one leg.
+# The recipes, chosen by measurement (docs/experiments.md); each is one or more stages, a stage starting
+# from the one before it. `tiny` is the bundled full-sequence model's: 11500 steps of 32 x 256 characters.
+# The bundled run was trained in legs (2000, then resumed to 3700, 7200, 10000 and 11500), each resume
+# stretching the cosine LR to the new end (a warm restart); this runs it in one leg. `tiny-block` is the
+# bundled block model's: the autoregressive baseline (2000 steps), then block diffusion with B = 2 from
+# its weights (the bundled run: legs to 400, 1000 and 1600 steps; here one leg of 1600). `micro-block`
+# is the same two stages at the original's size, not yet measured at that size (no GPU was at hand).
+AR_STAGE = dict(causal=True, time_embedding=False, optimizer="muon", muon_lr=0.02, lr=2e-3, batch_size=32,
+                warmup_iters=100, eval_interval=100, save_interval=100)
+BLOCK_STAGE = dict(shift=True, time_embedding=False, attn_block=2, mask_range=[0.3, 0.8], schedule="linear",
+                   loss="masked_ce", optimizer="muon", muon_lr=0.01, lr=1e-3, batch_size=16, warmup_iters=50,
+                   eval_interval=50, save_interval=50)
 RECIPES = {
-    "tiny": TrainConfig(preset="tiny", optimizer="muon", muon_lr=0.02, lr=2e-3, batch_size=32, max_iters=11500,
-                        warmup_iters=100, eval_interval=100, save_interval=100),
-    "micro": TrainConfig(preset="micro", optimizer="muon", muon_lr=0.02, lr=2e-3, batch_size=64, max_iters=5000,
-                         warmup_iters=200, eval_interval=250, save_interval=500),
+    "tiny": (TrainConfig(preset="tiny", optimizer="muon", muon_lr=0.02, lr=2e-3, batch_size=32, max_iters=11500,
+                         warmup_iters=100, eval_interval=100, save_interval=100),),
+    "micro": (TrainConfig(preset="micro", optimizer="muon", muon_lr=0.02, lr=2e-3, batch_size=64, max_iters=5000,
+                          warmup_iters=200, eval_interval=250, save_interval=500),),
+    "tiny-block": (TrainConfig(preset="tiny", max_iters=2000, **AR_STAGE),
+                   TrainConfig(preset="tiny", max_iters=1600, **BLOCK_STAGE)),
+    "micro-block": (TrainConfig(preset="micro", max_iters=5000, **AR_STAGE),
+                    TrainConfig(preset="micro", max_iters=2000, **BLOCK_STAGE)),
 }
+
+
+def stage_dirs(out: str, stages: int) -> list[str]:
+    """Where each stage writes: the last one to `out`, an earlier one k to `out`-stage<k+1> beside it."""
+    return [f"{out}-stage{k + 1}" for k in range(stages - 1)] + [out]
 
 
 def prepare_data(args) -> tuple[list[str], str | None]:
@@ -72,17 +92,30 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+def _resume_from(args, out: str) -> str | None:
+    """`out` when --resume is given and it holds a training state (a finished stage then does nothing)."""
+    if not args.resume:
+        return None
+    if (Path(out) / STATE_JSON).exists():
+        return out
+    print(f"no training state in {out}: starting from scratch", flush=True)
+    return None
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     device = pick_device()
     print(f"device: {device}", flush=True)
     data, val = prepare_data(args)
     overrides = {k: v for k, v in (("max_iters", args.max_iters), ("batch_size", args.batch_size)) if v}
-    cfg = dataclasses.replace(RECIPES[args.recipe], out=args.out, data=data, val_data=val, seed=args.seed, **overrides)
-    resume = args.out if args.resume and (Path(args.out) / STATE_JSON).exists() else None
-    if args.resume and resume is None:
-        print(f"no training state in {args.out}: starting from scratch", flush=True)
-    trainer = train(cfg, resume=resume)
+    stages, before = RECIPES[args.recipe], None
+    for k, (stage, out) in enumerate(zip(stages, stage_dirs(args.out, len(stages)))):
+        if len(stages) > 1:
+            print(f"stage {k + 1} of {len(stages)}: {out}" + (f", from {before}" if before else ""), flush=True)
+        cfg = dataclasses.replace(stage, out=out, data=data, val_data=val, seed=args.seed, init_from=before,
+                                  **overrides)
+        trainer = train(cfg, resume=_resume_from(args, out))
+        before = out
     if int(os.environ.get("RANK", "0")) != 0:
         return 0
 

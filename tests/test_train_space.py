@@ -33,3 +33,28 @@ def test_resume_continues_the_run_in_out(tmp_path, monkeypatch):
     assert train_space.main([*common, "--max-iters", "4", "--resume"]) == 0
     assert seen == [None, str(tmp_path / "run")]   # the second run continued from the saved state
     assert '"step": 4' in (tmp_path / "run" / "training_state.json").read_text()
+
+
+def test_a_two_stage_recipe_converts_its_autoregressive_stage_into_block_diffusion(tmp_path, monkeypatch):
+    # tiny-block (and micro-block): the autoregressive baseline, then block diffusion from its weights.
+    import json
+
+    train_file, val_file = tmp_path / "train.txt", tmp_path / "valid.txt"
+    train_file.write_text(story_text(5000))
+    val_file.write_text(story_text(2000))
+    out = tmp_path / "run"
+    common = ["--recipe", "tiny-block", "--train-file", str(train_file), "--val-file", str(val_file),
+              "--out", str(out), "--max-iters", "2", "--batch-size", "2", "--eval-windows", "2"]
+    assert train_space.main(common) == 0
+    first = json.loads((tmp_path / "run-stage1" / "config.json").read_text())
+    final = json.loads((out / "config.json").read_text())
+    assert first["model"]["causal"] and not first["model"].get("attn_block")
+    assert final["model"]["attn_block"] == 2 and final["model"]["shift"] and not final["model"]["causal"]
+    assert final["training"]["config"]["init_from"] == str(tmp_path / "run-stage1")
+    assert final["training"]["config"]["mask_range"] == [0.3, 0.8]
+    assert "block diffusion" in (out / "README.md").read_text()
+    seen = []
+    real_train = train_space.train
+    monkeypatch.setattr(train_space, "train", lambda cfg, resume=None: seen.append(resume) or real_train(cfg, resume))
+    assert train_space.main([*common, "--resume"]) == 0           # both stages done: each resumes, and stops
+    assert seen == [str(tmp_path / "run-stage1"), str(out)]

@@ -386,8 +386,8 @@ class _Canvas:
         """The state after a step; `prev` is x before it. rewritten: `revealed` marks changed characters."""
         masked, was = self.x == self.mask_id, prev == self.mask_id
         revealed = self.x != prev if rewritten else was & ~masked
-        noted, self.noted = tuple(self.noted), []
-        return DenoiseState(self.step, total, u, tuple(self.x.tolist()), self.tokenizer.decode(self.x.tolist()),
+        noted, self.noted, ids = tuple(self.noted), [], self.x.tolist()
+        return DenoiseState(self.step, total, u, tuple(ids), self.tokenizer.decode(ids),
                             tuple(masked.tolist()), tuple(revealed.tolist()), tuple((~was & masked).tolist()),
                             tuple(self.conf.tolist()), self.fixed, self.nfe, 0.0, done,
                             self.block, self.boundaries, self.work, self.phase, tuple(self.guess), noted,
@@ -581,10 +581,13 @@ def _left_to_right(model, tokenizer, prompt, cfg, start: DenoiseState | None = N
 
     def state(step, revealed_at=None, noted=()):
         masked = x == mask_id
-        revealed = tuple(i == revealed_at for i in range(len(x)))
+        revealed = [False] * len(x)
+        if revealed_at is not None:
+            revealed[revealed_at] = True
         span = None if revealed_at is None else (revealed_at, revealed_at + 1)
-        return DenoiseState(s0 + step, s0 + n_gen, 1 - step / n_gen, tuple(x.tolist()), tokenizer.decode(x.tolist()),
-                            tuple(masked.tolist()), revealed, (False,) * len(x), tuple(conf.tolist()), fixed,
+        ids = x.tolist()
+        return DenoiseState(s0 + step, s0 + n_gen, 1 - step / n_gen, tuple(ids), tokenizer.decode(ids),
+                            tuple(masked.tolist()), tuple(revealed), (False,) * len(x), tuple(conf.tolist()), fixed,
                             nfe0 + step, 0.0, step == n_gen, span, (), work,
                             "left to right" if step else "start", (), noted)
 

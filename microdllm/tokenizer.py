@@ -41,6 +41,7 @@ class CharTokenizer:
             raise ValueError("vocabulary entries must be single characters")
         self.chars = chars
         self._stoi = {c: i + 1 for i, c in enumerate(chars)}
+        self._itos = [MASK_GLYPH, *chars]          # id -> what `decode` writes (the mask: its glyph)
 
     @classmethod
     def from_text(cls, text: str) -> "CharTokenizer":
@@ -77,7 +78,8 @@ class CharTokenizer:
         return ids
 
     def decode(self, ids, glyph: str = MASK_GLYPH) -> str:
-        return "".join(glyph if i == self.mask_id else self.chars[i - 1] for i in ids)
+        itos = self._itos if glyph == MASK_GLYPH else [glyph, *self.chars]
+        return "".join(map(itos.__getitem__, ids))
 
     def __len__(self) -> int:
         return self.vocab_size

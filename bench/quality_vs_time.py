@@ -5,7 +5,7 @@ the figure puts generative bits/char (scored by the autoregressive baseline; rea
 same way are the dashed line) against the median seconds per 200-character story.
 
     python -m bench.quality_vs_time --n 16 --json docs/quality_vs_time.json --out docs/quality_vs_time.png \
-        "autoregressive=checkpoints/tinystories-tiny-ar" "block diffusion B=4=checkpoints/tinystories-tiny-block" \
+        "autoregressive=checkpoints/tinystories-tiny-ar" "block B=2 (bundled, 1600 steps)=checkpoints/tinystories-tiny-block" \
         "full diffusion=checkpoints/tinystories-tiny" --words-from ../shared/data/tinystories_train.txt \
         --reference ../shared/data/tinystories_valid.txt
 """
@@ -61,7 +61,7 @@ def plot(rows: list[dict], out: str) -> None:
     ax.set_ylabel("generative bits per character (lower = likelier text)")
     ax.set_title("Story quality against time: left to right, block by block, all at once")
     ax.grid(alpha=0.3)
-    ax.legend(loc="upper center", fontsize=9)
+    ax.legend(loc="center right", fontsize=9)
     fig.tight_layout()
     atomic_write(out, lambda p: fig.savefig(p, dpi=110))
     plt.close(fig)

@@ -272,7 +272,7 @@ def status_line(state: DenoiseState) -> str:
     """
     compute_s = state.elapsed
     rate = f"{_written(state) / compute_s:,.0f} characters/s" if compute_s > 0 else "… characters/s"
-    ahead = f" ({state.looked_ahead} more steps from look-aheads)" if state.looked_ahead else ""
+    ahead = _looked_ahead(state, " more")
     if state.done:
         return (f"**Done.** {state.generated} characters in {state.step} steps · "
                 f"{state.nfe} model evaluations{ahead} · {compute_s:.2f} s of compute · {rate}")
@@ -282,6 +282,11 @@ def status_line(state: DenoiseState) -> str:
         left += f" · block {_block_number(state)} of {len(state.boundaries)}"
     return (f"Step {state.step} of {state.total_steps} · {left} · "
             f"{state.nfe} model evaluation{'s' * (state.nfe != 1)}{ahead} · {rate}")
+
+
+def _looked_ahead(state: DenoiseState, more: str = "") -> str:
+    """' (k steps from look-aheads)': the steps a block model's look-ahead served without an evaluation."""
+    return f" ({state.looked_ahead}{more} steps from look-aheads)" if state.looked_ahead else ""
 
 
 def rewind_line(state: DenoiseState, last: DenoiseState, running: bool = False) -> str:
@@ -313,7 +318,7 @@ def compare_status(label: str, state: DenoiseState, mflops: float | None = None)
     done = "**done** · " if state.done else ""
     work = f" · {state.positions_evaluated:,} positions evaluated" if state.positions_evaluated else ""
     flops = f" ({mflops:,.0f} MFLOP)" if mflops is not None else ""
-    ahead = f" ({state.looked_ahead} steps from look-aheads)" if state.looked_ahead else ""
+    ahead = _looked_ahead(state)
     return (f"**{label}** · {done}{_written(state)} of {state.generated} characters · {state.nfe} model evaluations"
             f"{ahead}{work}{flops} · {state.elapsed:.2f} s")
 

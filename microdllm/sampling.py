@@ -290,7 +290,7 @@ class _Canvas:
         self.conf = torch.tensor(start.confidence) if start else torch.full(self.x.shape, float("nan"))
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self.nfe, self.step, self.work = (start.nfe, start.step, start.positions_evaluated) if start else (0, 0, 0)
-        self.phase, self.guess, self.noted = "start", [""] * len(ids), []
+        self.phase, self.noted = "start", []
         to_write = [i for i in self.editable if ids[i] == self.mask_id]
         block = self.attn_block = (cfg.block_len or model.config.attn_block) if model.config.attn_block else None
         self.cache = KVCache(model.config.n_layer) if block and hasattr(model, "extend") else None
@@ -302,7 +302,9 @@ class _Canvas:
         # the characters only the next block reads (the last of each block, with shift): revealed last
         self.last = always_predicted(len(ids), block, model.config.shift) if block else torch.zeros(len(ids), dtype=torch.bool)
         self.after = {b.span: nb.span for b, nb in zip(self.blocks, self.blocks[1:])}   # block -> the next one
-        self.best = torch.full((len(ids),), -1)          # the model's best guess under each mask (ids)
+        # the model's best guess at each position while it was masked (ids; 0, the mask id, = none yet)
+        self.best = torch.zeros(len(ids), dtype=torch.long)
+        self.guess_names = ["", *tokenizer.chars]       # a guess id -> what DenoiseState.guesses shows
         self.ahead: Lookahead | None = None
         self.looked_ahead = start.looked_ahead if start else 0
         self.block: tuple[int, int] | None = None
@@ -357,7 +359,7 @@ class _Canvas:
         if shift and not (x[0, max(cached - shift, 0):end - shift] == self.mask_id).any():
             keep = end - cached
             after = self.after.get(self.block)
-            if self.cfg.lookahead and after and after[0] == end and self.best[end - 1] >= 0:
+            if self.cfg.lookahead and after and after[0] == end and self.best[end - 1] > 0:
                 x[0, end - 1] = self.best[end - 1]          # the next block reads the guess
                 stop = after[1]
         rows = self.model.extend(x.to(self.device), stop, self.cache, keep, self.attn_block)[0].float().cpu()
@@ -373,24 +375,24 @@ class _Canvas:
     def note(self, pos: torch.Tensor, logits: torch.Tensor, before: torch.Tensor) -> None:
         """Remember what the model believed at `pos` this step (logits: their rows; before: their tokens
         before the step): its best guess under each mask left, and the rivals of each character written."""
-        masked_id = self.mask_id
-        best = logits.float().index_fill(-1, torch.tensor([masked_id]), float("-inf")).argmax(-1).tolist()
-        for k, (i, token, was) in enumerate(zip(pos.tolist(), self.x[pos].tolist(), before.tolist())):
-            if token == masked_id:
-                self.guess[i], self.best[i] = self.tokenizer.chars[best[k] - 1], best[k]
-            elif token != was:
-                self.guess[i] = ""
-                self.noted.append(candidates(i, logits[k], token, self.tokenizer))
+        now = self.x[pos]
+        still = now == self.mask_id
+        if still.any():
+            best = logits[still].float().index_fill(-1, torch.tensor([self.mask_id]), float("-inf")).argmax(-1)
+            self.best[pos[still]] = best
+        for k in (~still & (now != before)).nonzero().flatten().tolist():
+            self.noted.append(candidates(int(pos[k]), logits[k], int(now[k]), self.tokenizer))
 
     def state(self, prev: torch.Tensor, u: float, total: int, done: bool, rewritten: bool = False) -> DenoiseState:
         """The state after a step; `prev` is x before it. rewritten: `revealed` marks changed characters."""
         masked, was = self.x == self.mask_id, prev == self.mask_id
         revealed = self.x != prev if rewritten else was & ~masked
         noted, self.noted, ids = tuple(self.noted), [], self.x.tolist()
+        guesses = tuple(map(self.guess_names.__getitem__, (self.best * masked).tolist()))
         return DenoiseState(self.step, total, u, tuple(ids), self.tokenizer.decode(ids),
                             tuple(masked.tolist()), tuple(revealed.tolist()), tuple((~was & masked).tolist()),
                             tuple(self.conf.tolist()), self.fixed, self.nfe, 0.0, done,
-                            self.block, self.boundaries, self.work, self.phase, tuple(self.guess), noted,
+                            self.block, self.boundaries, self.work, self.phase, guesses, noted,
                             self.looked_ahead)
 
 

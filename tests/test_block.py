@@ -205,10 +205,13 @@ def test_a_guess_that_is_not_written_is_not_used():
     from microdllm import sampling
 
     real = sampling._Canvas.note
+    written = torch.tensor(plain[-1].tokens)
+    never = written % (tok.vocab_size - 1) + 1       # at each position, a character other than the one written
 
     def wrong(self, pos, logits, before):
         real(self, pos, logits, before)
-        self.best[self.best >= 0] = tok.mask_id      # a guess that is never written
+        guessed = self.best > 0
+        self.best[guessed] = never[guessed]          # a guess that is never written
     sampling._Canvas.note = wrong
     try:
         ahead = list(denoise(model, tok, "Once upon", lookahead=True, **kw))

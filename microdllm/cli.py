@@ -190,6 +190,17 @@ def _add_sampler_args(p):
                                              "(the training schedule)")
     p.add_argument("--no-lookahead", dest="lookahead", action="store_false", default=None,
                    help="a block-diffusion model: never look a block ahead on a guess (the same text, more evaluations)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--verify", dest="mode", action="store_const", const="verify",
+                      help="a clean-causal block model: draft a block at once and check it with the model's causal "
+                           "half (the text follows that half; greedy: exactly its text)")
+    mode.add_argument("--left-to-right", dest="mode", action="store_const", const="left-to-right",
+                      help="write one character a step with the network's left-to-right (causal) half; an "
+                           "autoregressive checkpoint writes so anyway")
+    mode.add_argument("--denoise", dest="mode", action="store_const", const="denoise",
+                      help="write from masks (the default, where a model's defaults do not say otherwise)")
+    p.add_argument("--no-merge", dest="merge", action="store_false", default=None,
+                   help="--verify: draft and check in evaluations of their own (two a round) instead of one")
 
 
 def _add_generate(sub):
@@ -215,7 +226,7 @@ def sampler_config(args, model_config=None):
     names = {"steps": "steps", "temperature": "temperature", "remasking": "remasking", "remask_ratio": "remask_ratio",
              "gen_len": "gen_len", "seed": "seed", "top_k": "top_k", "top_p": "top_p", "block_len": "block_len",
              "threshold": "threshold", "reveal_schedule": "reveal_schedule", "polish": "polish",
-             "lookahead": "lookahead"}
+             "lookahead": "lookahead", "mode": "mode", "merge": "merge"}
     given = {field: getattr(args, arg) for arg, field in names.items() if getattr(args, arg) is not None}
     knobs = switches(given.pop("threshold", cfg.threshold), given.pop("reveal_schedule", cfg.reveal_schedule))
     return cfg.replace(**given, **knobs)
@@ -368,7 +379,8 @@ def _add_bench(sub):
     p.add_argument("--no-sampling", action="store_true", help="skip the sampler timings")
     p.add_argument("--compile", action="store_true", help="also time torch.compile'd forward and training")
     p.add_argument("--race", action="store_true",
-                   help="only the race: the bundled models at their defaults, 200 characters each, round-robin")
+                   help="only the race: the bundled models (or --checkpoint against the autoregressive one) at "
+                        "their defaults, in every way each writes, 200 characters each, round-robin")
     p.add_argument("--threads", type=positive_int, help="torch threads (default: torch's own)")
     p.add_argument("--json", dest="json_path", help="write the results as JSON")
     p.add_argument("--md", dest="md_path", help="write the Markdown table")
@@ -383,7 +395,10 @@ def cmd_bench(args):
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.race:
-        result = {"machine": speed.machine(), "race": speed.bench_race(args.repeats)}
+        if args.no_sampling:
+            raise ValueError("--race times nothing but sampling: it cannot be run with --no-sampling")
+        result = {"machine": speed.machine(),
+                  "race": speed.bench_race(args.repeats, checkpoint=args.checkpoint, compile=args.compile)}
     else:
         result = speed.run(args.checkpoint, repeats=args.repeats, train_batch=args.train_batch,
                            sampling=not args.no_sampling, compile=args.compile)

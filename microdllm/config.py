@@ -24,6 +24,9 @@ class ModelConfig:
                                 # model can start from one (DiffuGPT, Gong et al. 2025; Dream 7B)
     attn_block: int | None = None  # block-causal attention: positions see their own block of this many
                                 # and every block before it (block diffusion, BD3-LM); None: all see all
+    clean_causal: bool = False  # block diffusion: the clean text (the blocks behind the one being written)
+                                # attends causally, so it computes what the autoregressive model computes and
+                                # is one (BlockGen's x0_causal, TiDAR); the block being written sees it all
 
     def __post_init__(self):
         if self.n_embd % self.n_head:
@@ -37,6 +40,8 @@ class ModelConfig:
                 raise ValueError(f"attn_block must be between 1 and block_size ({self.block_size}), got {self.attn_block}")
             if self.time_embedding:
                 raise ValueError("a block-causal model has one noise level per block: use it without a timestep embedding")
+        elif self.clean_causal:
+            raise ValueError("clean_causal is for block diffusion: give the model an attn_block")
         if (self.n_embd // self.n_head) % 2:
             raise ValueError("head_dim must be even for rotary embeddings")
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "timesteps"):

@@ -153,6 +153,17 @@ def diffusion_loss(kind: str, logits, x0, mask, t, T, schedule, mask_id) -> torc
     raise ValueError(f"unknown loss {kind!r}; choose masked_ce or elbo")
 
 
+def next_character_loss(logits: torch.Tensor, x: torch.Tensor, mask_id: int) -> torch.Tensor:
+    """The autoregressive loss of a shifted model's causal half, whose logits[:, i] are about x[:, i]
+    (read from the characters before it): mean cross-entropy (nats), the first character unscored."""
+    return masked_token_nll(logits[:, 1:], x[:, 1:], mask_id).mean()
+
+
+def mixed_loss(diffusion: torch.Tensor, autoregressive: torch.Tensor, weight: float) -> torch.Tensor:
+    """TiDAR's mixture of the two objectives of one network: (weight * L_AR + L_diff) / (1 + weight)."""
+    return (weight * autoregressive + diffusion) / (1 + weight)
+
+
 def autoregressive_loss(logits: torch.Tensor, x: torch.Tensor, mask_id: int) -> torch.Tensor:
     """Next-character cross-entropy (nats) for the causal baseline: predict x[1:] from x[:-1]."""
     logits = logits[:, :-1].float().clone()
@@ -176,16 +187,23 @@ def always_predicted(length: int, block: int, shift: bool) -> torch.Tensor:
 
 
 def corrupt_blocks(x0: torch.Tensor, block: int, schedule: Schedule, mask_id: int, shift: bool = False,
-                   u_range: tuple[float, float] = (0.0, 1.0),
-                   generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                   u_range: tuple[float, float] = (0.0, 1.0), generator: torch.Generator | None = None,
+                   complementary: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Block-diffusion forward process: block b of every row gets a time u_b ~ U[u_range] (BD3-LM's
     clipped schedule when the range is narrower than [0, 1]) and each of its characters is masked with
-    probability 1 - a(u_b). Returns (x_t, targets, u): targets = masked or always predicted, (B, L)."""
+    probability 1 - a(u_b). Returns (x_t, targets, u): targets = masked or always predicted, (B, L).
+
+    complementary (Fast-dLLM v2): each row twice, masked with m and with 1 - m (its time u' the one at
+    which a(u') = 1 - a(u)), so every character of every window is a target once: (2B, L)."""
     rows, L = x0.shape
     lo, hi = u_range
     u = lo + (hi - lo) * torch.rand(rows, -(-L // block), generator=generator)
     u = u.repeat_interleave(block, dim=1)[:, :L]
     masked = torch.rand(x0.shape, generator=generator) < schedule.mask_prob(u.double()).float()
+    if complementary:
+        flipped = u.double().flatten().tolist()
+        flipped = torch.tensor([schedule.time_at(1 - schedule.alpha(v)) for v in flipped]).view_as(u)
+        x0, u, masked = torch.cat([x0, x0]), torch.cat([u, flipped.to(u.dtype)]), torch.cat([masked, ~masked])
     always = always_predicted(L, block, shift)
     return x0.masked_fill(masked & ~always, mask_id), masked | always, u
 

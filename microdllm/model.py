@@ -15,6 +15,10 @@ sees its own block and every block before it. Blocks behind the one being writte
 fixed, so their keys and values can be cached (`KVCache`, `extend`), and `forward_pair` scores
 every block of a sequence at once against the clean blocks behind it, in one pass. A position
 i is predicted by input i either way, so logits for characters [s, e) come from inputs [s, e).
+
+With `clean_causal` the clean text attends causally instead (BlockGen's x0_causal; TiDAR): its
+outputs are then exactly an autoregressive model's (the plain forward is that model), its cache is
+that model's cache, and a block being written (a *window*, at any offset) sees all of it and itself.
 """
 from __future__ import annotations
 
@@ -34,6 +38,14 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
     d = x.size(-1) // 2
     x1, x2 = x[..., :d], x[..., d:]
     return torch.cat([x1 * cos + x2 * sin, x2 * cos - x1 * sin], dim=-1)
+
+
+def window_mask(n_q: int, n_k: int, q_start: int, window: int | None) -> torch.Tensor:
+    """(n_q, n_k) booleans for a clean-causal model: inputs before `window` are clean text and attend
+    causally; inputs from `window` on (the block being written) see every key. None: all causal."""
+    q, k = torch.arange(n_q) + q_start, torch.arange(n_k)
+    see = k[None, :] <= q[:, None]
+    return see if window is None else see | (q[:, None] >= window)
 
 
 def block_causal_mask(n_q: int, n_k: int, block: int, q_start: int = 0, k_start: int = 0) -> torch.Tensor:
@@ -166,52 +178,95 @@ class Transformer(nn.Module):
             x = block(x, cos, sin, mask, cache, keep)
         return self.lm_head(norm(x))
 
-    def _mask(self, n_q: int, n_k: int, q_start: int = 0, block: int | None = None) -> torch.Tensor | None:
-        """The attention mask (None: every query sees every key, e.g. one block against its cache)."""
+    def _mask(self, n_q: int, n_k: int, q_start: int = 0, block: int | None = None,
+              window: int | None = None) -> torch.Tensor | None:
+        """The attention mask (None: every query sees every key, e.g. one block against its cache).
+        window: a clean-causal model's block being written starts at this input (None: none)."""
+        if self.config.clean_causal:
+            if window is not None and window <= q_start:
+                return None                 # only the window's inputs: they see everything
+            return window_mask(n_q, n_k, q_start, window).to(self.cos.device)
         block = block or attention_block(self.config)
         if block is None or (q_start // block == (q_start + n_q - 1) // block and n_k <= q_start + n_q):
             return None
         return block_causal_mask(n_q, n_k, block, q_start).to(self.cos.device)
 
     def forward(self, idx: torch.Tensor, t: torch.Tensor | None = None, clean: torch.Tensor | None = None,
-                block: int | None = None) -> torch.Tensor:
+                block: int | None = None, with_clean: bool = False) -> torch.Tensor:
         """idx: (B, L) token ids; t: (B,) integer timesteps in [0, T] or None. Returns (B, L, V) logits.
 
         clean (block-causal models): a second (B, L) sequence that every block of `idx` sees in place
         of the blocks before it, while seeing only itself of `idx`: the vectorised block-diffusion pass
         of BD3-LM (x_t and x_0 side by side in one forward; `forward_pair`). block: the attention
         block of a block-causal model, if not the one it was built with (a model trained over
-        several block sizes serves each of them)."""
+        several block sizes serves each of them); with_clean: see `forward_pair`. A clean-causal
+        model's plain forward is causal: the autoregressive model it holds."""
         if clean is not None:
-            return self.forward_pair(idx, clean, block)
+            return self.forward_pair(idx, clean, block, with_clean)
         L = idx.size(1)
         x = self.inputs(idx, t)
         mask = self._mask(x.size(1), x.size(1), block=block) if self.config.attn_block else None
         return self._run(x, mask=mask)[:, :L]  # with `shift`: the output at i - 1 is about character i
 
-    def forward_pair(self, noisy: torch.Tensor, clean: torch.Tensor, block: int | None = None) -> torch.Tensor:
-        """Logits for every block of `noisy`, each seeing itself and the blocks of `clean` before it."""
+    def forward_pair(self, noisy: torch.Tensor, clean: torch.Tensor, block: int | None = None,
+                     with_clean: bool = False):
+        """Logits for every block of `noisy`, each seeing itself and the blocks of `clean` before it.
+        with_clean: also the clean half's own logits (a clean-causal model: its autoregressive ones)."""
         L = noisy.size(1)
         xt, x0 = self.inputs(noisy), self.inputs(clean)
         n = xt.size(1)
         block = block or self.config.attn_block or n
         seen = block_causal_mask(n, n, block)                       # own block and those before it
         before = block_causal_mask(n, n, block, q_start=-block)     # blocks strictly before
+        own = block_causal_mask(n, n, 1) if self.config.clean_causal else seen
         mask = torch.cat([torch.cat([seen & ~before, before], 1),   # noisy: itself, then clean context
-                          torch.cat([torch.zeros_like(seen), seen], 1)], 0).to(xt.device)   # clean: clean only
+                          torch.cat([torch.zeros_like(seen), own], 1)], 0).to(xt.device)   # clean: clean only
         pos = torch.arange(n, device=xt.device).repeat(2)
-        return self._run(torch.cat([xt, x0], 1), mask=mask, positions=pos)[:, :L]
+        logits = self._run(torch.cat([xt, x0], 1), mask=mask, positions=pos)
+        return (logits[:, :L], logits[:, n:n + L]) if with_clean else logits[:, :L]
 
     @torch.inference_mode()
-    def extend(self, idx: torch.Tensor, end: int, cache: KVCache, keep: int = 0, block: int | None = None) -> torch.Tensor:
+    def extend(self, idx: torch.Tensor, end: int, cache: KVCache, keep: int = 0, block: int | None = None,
+               window: int | None = None) -> torch.Tensor:
         """Logits for characters [cache.length, end) of `idx` (1, >= end), computed from the inputs
         [cache.length, end) against the cached ones; the first `keep` of those inputs join the cache.
-        For block-causal (and causal) models: keep the cache at the end of a block that is final."""
+        For block-causal (and causal) models: keep the cache at the end of a block that is final.
+        window (clean-causal models): the inputs from here on are the block being written."""
         start = cache.length
         x = self._inputs_between(idx, start, end)
-        logits = self._run(x, start, self._mask(end - start, end, q_start=start, block=block), cache, keep)
+        logits = self._run(x, start, self._mask(end - start, end, q_start=start, block=block, window=window),
+                           cache, keep)
         cache.length += keep
         return logits
+
+    @torch.inference_mode()
+    def verify_and_draft(self, clean: torch.Tensor, window: torch.Tensor, cache: KVCache) -> tuple[torch.Tensor, torch.Tensor]:
+        """One evaluation of a clean-causal model with two kinds of inputs behind the cached ones (TiDAR):
+
+        clean: (k,) ids read causally by the inputs at cache.length, cache.length + 1, ... (-1: the start
+            vector); all of them join the cache (rewind what turns out wrong). The clean half: what the
+            autoregressive model computes, there.
+        window: (W,) ids (masks, mostly) read by a block being written, whose first input sits at the
+            last clean input's position and reads the same id; it sees the clean inputs before it and
+            itself, as a block sees the blocks behind it in training.
+
+        Returns the clean inputs' logits (k, V) and the window's (W, V)."""
+        n, k, W = cache.length, clean.numel(), window.numel()
+        w0 = n + k - 1                                       # the window's first position
+        reads = torch.cat([clean, window]).to(self.cos.device)
+        x = self.token_emb(reads.clamp_min(0))
+        if self.start is not None:
+            x = torch.where((reads < 0)[:, None], self.start, x)
+        positions = torch.cat([torch.arange(n, n + k), torch.arange(w0, w0 + W)]).to(self.cos.device)
+        keys = torch.arange(n + k + W)
+        is_clean_key = keys < n + k
+        q = positions.cpu()[:, None]
+        see_clean = is_clean_key[None] & (keys[None] <= q)                     # causal over the clean text
+        rows_window = torch.arange(k + W)[:, None] >= k
+        mask = torch.where(rows_window, (is_clean_key[None] & (keys[None] < w0)) | ~is_clean_key[None], see_clean)
+        logits = self._run(x[None], mask=mask.to(self.cos.device), cache=cache, keep=k, positions=positions)[0]
+        cache.length += k
+        return logits[:k], logits[k:]
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())

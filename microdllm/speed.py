@@ -15,15 +15,16 @@ import json
 import platform
 import statistics
 import time
+from pathlib import Path
 
 import torch
 
-from .checkpoint import BUNDLED_MODELS, load_checkpoint
+from .checkpoint import BUNDLED_AR_DIR, BUNDLED_MODELS, load_checkpoint
 from .config import get_preset
 from .diffusion import corrupt, get_schedule, masked_ce_loss, sample_timesteps
 from .model import Transformer
 from .sampling import DEFAULT, SAMPLER_PRESETS, defaults_for, denoise
-from .serving import compile_model, quantize_int8
+from .serving import compile_model, quantize_int8, serve_checkpoint
 
 # Each remasking strategy at 64 steps on the training schedule without early reveals; PLAIN (random order)
 # was the default before issue #6 and is the quality reference for the faster default.
@@ -125,25 +126,38 @@ def bench_sampling(model, tokenizer, schedule, repeats: int) -> list[dict]:
 RACE_PROMPT = "Once upon a time, there was a little girl named Lily."
 
 
-def bench_race(repeats: int, characters: int = 200) -> list[dict]:
-    """The bundled models, each at its default settings, write `characters` after the same prompt, in
-    one round-robin: the autoregressive baseline from its KV cache, block diffusion from its block
-    cache, full-sequence diffusion; and block diffusion again without its lookahead (`sampling.Lookahead`),
-    to show what that saves. Wall time as a ratio to the autoregressive model's."""
+def race_variants(config, cfg) -> dict[str, object]:
+    """Every way the network of `config` writes, at its defaults `cfg`: a block model by denoising (and
+    without its look-ahead, to show what that saves), and, when its clean half is causal, by drafting
+    and checking (merged and unmerged) and with that half alone, left to right."""
+    if config.kind != "block diffusion":
+        return {"": cfg}
+    if not getattr(config, "clean_causal", False):
+        return {"": cfg, " (no lookahead)": cfg.replace(lookahead=False)}
+    return {" block diffusion": cfg.replace(mode="denoise"), " draft and verify": cfg.replace(mode="verify"),
+            " draft and verify, unmerged": cfg.replace(mode="verify", merge=False),
+            " left to right": cfg.replace(mode="left-to-right")}
+
+
+def bench_race(repeats: int, characters: int = 200, checkpoint: str | None = None, compile: bool = False) -> list[dict]:
+    """The same prompt, `characters` after it, in one round-robin: each model at its default settings,
+    in every way it writes (`race_variants`): by default the bundled models, else `checkpoint` against
+    the bundled autoregressive baseline (KV-cached). Wall time as a ratio to the autoregressive model's;
+    characters per model evaluation. compile: every model through torch.compile (serving's)."""
+    sources = BUNDLED_MODELS if checkpoint is None else (checkpoint, BUNDLED_AR_DIR)
     runs, kinds = {}, {}
-    for path in BUNDLED_MODELS:
-        ck = load_checkpoint(path)
+    for source in sources:
+        ck = serve_checkpoint(load_checkpoint(source), compile=compile)
         cfg = defaults_for(ck.model_config).replace(gen_len=characters)
-        variants = {path.name: cfg}
-        if ck.model_config.kind == "block diffusion":
-            variants[path.name + " (no lookahead)"] = cfg.replace(lookahead=False)
-        for name, c in variants.items():
+        for suffix, c in race_variants(ck.model_config, cfg).items():
+            name = Path(str(source)).name + suffix
             runs[name] = lambda ck=ck, c=c: denoise(ck.model, ck.tokenizer, RACE_PROMPT, c, schedule=ck.schedule)
             kinds[name] = ck.model_config.kind
     rows = [{"model": name, "kind": kinds[name], **r} for name, r in round_robin(runs, repeats).items()]
     ar = next(r["seconds"] for r in rows if r["kind"] == "autoregressive")
     for r in rows:
         r["vs_autoregressive"] = r["seconds"] / ar
+        r["chars_per_nfe"] = r["characters"] / max(r["nfe"], 1)
     return rows
 
 
@@ -272,12 +286,14 @@ def markdown(r: dict) -> str:
 
 
 def _race_lines(race: list[dict]) -> list[str]:
-    return (["", "The bundled models at their default settings, 200 characters after the same prompt "
+    return (["", "Each model at its default settings, in every way it writes, 200 characters after the same prompt "
                  "(round-robin, medians):", "",
-             "| model | kind | NFE | positions evaluated | seconds | vs autoregressive | first state |",
-             "|---|---|---:|---:|---:|---:|---:|"]
-            + [f"| {x['model']} | {x['kind']} | {x['nfe']} | {x['positions']:,} | {x['seconds']:.3f} | "
-               f"{x['vs_autoregressive']:.2f} | {x['first_state_ms']:.1f} ms |" for x in race])
+             "| model | kind | NFE | characters / NFE | positions evaluated | seconds | vs autoregressive "
+             "| first state |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+            + [f"| {x['model']} | {x['kind']} | {x['nfe']} | {x['characters'] / max(x['nfe'], 1):.2f} | "
+               f"{x['positions']:,} | {x['seconds']:.3f} | {x['vs_autoregressive']:.2f} | "
+               f"{x['first_state_ms']:.1f} ms |" for x in race])
 
 
 def save(r: dict, json_path=None, md_path=None) -> str:

@@ -28,6 +28,8 @@ from .diffusion import (
     corrupt_blocks,
     diffusion_loss,
     get_schedule,
+    mixed_loss,
+    next_character_loss,
     sample_timesteps,
 )
 from .evaluate import evaluate, headline_metric
@@ -84,6 +86,13 @@ class TrainConfig:
     mask_range: list[float] = option(lambda: [0.0, 1.0], "block diffusion: each block's time u is drawn from "
                                                          "[LOW, HIGH] (BD3-LM's clipped schedule when narrower)",
                                      nargs=2, metavar=("LOW", "HIGH"))
+    ar_weight: float = option(0.0, "block diffusion with --clean-causal: also train the clean half as the "
+                                   "autoregressive model it is, loss (w * L_AR + L_block) / (1 + w) (TiDAR)",
+                              metavar="W")
+    complementary: bool = option(False, "block diffusion: each window twice per step, with masks m and 1 - m "
+                                        "(Fast-dLLM v2), so every character is a target")
+    clean_causal: bool = option(False, "block diffusion: the clean blocks attend causally, so the network's "
+                                       "clean half is an autoregressive model (verifies drafts; see model.py)")
     schedule: str = option("cosine", "masking schedule", choices=tuple(SCHEDULES))
     loss: str = option("masked_ce", "masked_ce (the original's) or elbo", choices=LOSSES)
     stratified: bool = option(False, "low-discrepancy timesteps within a batch")
@@ -131,11 +140,36 @@ def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:
     return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+def _orthogonalise_in_float32_on_cpu():
+    """torch.optim.Muon orthogonalises each update by Newton-Schulz in bfloat16, which a CPU without
+    bfloat16 matrix units runs ~27x slower than float32 (docs/performance.md: it was 3/4 of a training
+    step here). On the CPU, run the very same iteration in float32; elsewhere leave torch's alone."""
+    from torch.optim import _muon
+
+    original = getattr(_muon._zeropower_via_newtonschulz, "__wrapped__", _muon._zeropower_via_newtonschulz)
+
+    def zeropower(grad, ns_coefficients, ns_steps, eps):
+        if grad.device.type != "cpu":
+            return original(grad, ns_coefficients, ns_steps, eps)
+        a, b, c = ns_coefficients
+        x = grad.float()
+        x = x.T if grad.size(0) > grad.size(1) else x
+        x = x / x.norm().clamp(min=eps)
+        for _ in range(ns_steps):
+            gram = x @ x.T
+            x = torch.addmm(x, torch.addmm(gram, gram, gram, beta=b, alpha=c), x, beta=a)
+        return x.T if grad.size(0) > grad.size(1) else x
+
+    zeropower.__wrapped__ = original
+    _muon._zeropower_via_newtonschulz = zeropower
+
+
 def build_optimizers(model: Transformer, cfg: TrainConfig) -> list[torch.optim.Optimizer]:
     """AdamW for all; or Muon on the 2-D hidden weights (blocks) and AdamW on embeddings and head."""
     if cfg.optimizer == "adamw":
         return [torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95))]
     if cfg.optimizer == "muon":
+        _orthogonalise_in_float32_on_cpu()
         hidden = [p for n, p in model.named_parameters() if n.startswith("blocks.") and p.ndim == 2]
         other = [p for n, p in model.named_parameters() if not (n.startswith("blocks.") and p.ndim == 2)]
         return [torch.optim.Muon(hidden, lr=cfg.muon_lr, weight_decay=cfg.weight_decay),
@@ -218,6 +252,12 @@ class Trainer:
             raise ValueError(f"--mask-range must satisfy 0 <= LOW <= HIGH <= 1, got {lo} {hi}")
         if self.cfg.block_sizes and (not self.cfg.attn_block or min(self.cfg.block_sizes) < 1):
             raise ValueError("--block-sizes needs --attn-block (the block size served by default) and sizes >= 1")
+        if (self.cfg.clean_causal or self.cfg.complementary) and not self.cfg.attn_block:
+            raise ValueError("--clean-causal and --complementary are for block diffusion: give --attn-block")
+        if self.cfg.ar_weight and not self.cfg.clean_causal:
+            raise ValueError("--ar-weight trains the clean half as an autoregressive model: it needs --clean-causal")
+        if not 0 <= self.cfg.ar_weight < 1e6:
+            raise ValueError(f"--ar-weight must be >= 0, got {self.cfg.ar_weight}")
 
     def _load_data(self, saved: dict | None, init: ckpt.Checkpoint | None):
         """The text as ids, in the vocabulary of the run resumed or of --init-from's source (else the text's own)."""
@@ -246,7 +286,7 @@ class Trainer:
         if saved:
             return ModelConfig.from_dict(saved["model"])
         attention = dict(causal=cfg.causal, time_embedding=cfg.time_embedding, shift=cfg.shift,
-                         attn_block=cfg.attn_block)
+                         attn_block=cfg.attn_block, clean_causal=cfg.clean_causal)
         if init:
             return init.model_config.replace(**attention)
         overrides = {k: getattr(cfg, k) for k in ("n_layer", "n_head", "n_embd", "block_size")
@@ -350,15 +390,29 @@ class Trainer:
         sizes, shift = self.cfg.block_sizes, self.model_config.shift
         block = sizes[int(torch.randint(len(sizes), (1,), generator=g))] if sizes else self.model_config.attn_block
         xt, targets, u = corrupt_blocks(x0, block, self.schedule, self.tokenizer.mask_id, shift=shift,
-                                        u_range=tuple(self.cfg.mask_range), generator=g)
-        x0 = x0.to(self.device)
-        logits = self.forward(xt.to(self.device), clean=x0, block=block)
-        return block_diffusion_loss(self.cfg.loss, logits, x0, targets.to(self.device), u, self.schedule,
+                                        u_range=tuple(self.cfg.mask_range), generator=g,
+                                        complementary=self.cfg.complementary)
+        x0 = x0.repeat(len(xt) // len(x0), 1).to(self.device)
+        ar = self.cfg.ar_weight > 0
+        logits = self.forward(xt.to(self.device), clean=x0, block=block, with_clean=ar)
+        logits, clean = logits if ar else (logits, None)
+        loss = block_diffusion_loss(self.cfg.loss, logits, x0, targets.to(self.device), u, self.schedule,
                                     self.tokenizer.mask_id, always_predicted(x0.size(1), block, shift))
+        if ar:
+            loss = mixed_loss(loss, next_character_loss(clean, x0, self.tokenizer.mask_id), self.cfg.ar_weight)
+        return loss
 
     def evaluate(self) -> dict:
-        metrics = evaluate(self.model, self.val_windows, self.schedule, self.tokenizer.mask_id,
-                           timesteps_per_window=self.cfg.eval_timesteps)
+        """Validation at the block size served; a model trained over several: also at each of them
+        ("by_block", B -> NELBO bits/char)."""
+        kw = dict(timesteps_per_window=self.cfg.eval_timesteps)
+        metrics = evaluate(self.model, self.val_windows, self.schedule, self.tokenizer.mask_id, **kw)
+        others = sorted(set(self.cfg.block_sizes) - {self.model_config.attn_block})
+        if others:
+            metrics["by_block"] = {str(self.model_config.attn_block): metrics["nelbo_bpc"]}
+            for b in others:
+                metrics["by_block"][str(b)] = evaluate(self.model, self.val_windows, self.schedule,
+                                                       self.tokenizer.mask_id, block=b, **kw)["nelbo_bpc"]
         self.model.train()
         return metrics
 

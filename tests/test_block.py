@@ -204,7 +204,7 @@ def test_a_guess_that_is_not_written_is_not_used():
     plain = list(denoise(model, tok, "Once upon", lookahead=False, **kw))
     from microdllm import sampling
 
-    real = sampling._Canvas.note
+    real = sampling.Canvas.note
     written = torch.tensor(plain[-1].tokens)
     never = written % (tok.vocab_size - 1) + 1       # at each position, a character other than the one written
 
@@ -212,10 +212,10 @@ def test_a_guess_that_is_not_written_is_not_used():
         real(self, pos, logits, before)
         guessed = self.best > 0
         self.best[guessed] = never[guessed]          # a guess that is never written
-    sampling._Canvas.note = wrong
+    sampling.Canvas.note = wrong
     try:
         ahead = list(denoise(model, tok, "Once upon", lookahead=True, **kw))
     finally:
-        sampling._Canvas.note = real
+        sampling.Canvas.note = real
     assert [s.tokens for s in ahead] == [s.tokens for s in plain] and ahead[-1].nfe == plain[-1].nfe
     assert ahead[-1].positions_evaluated > plain[-1].positions_evaluated   # it looked ahead, in vain

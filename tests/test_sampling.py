@@ -10,7 +10,8 @@ from microdllm.checkpoint import load_checkpoint
 from microdllm.config import get_preset
 from microdllm.model import Transformer
 from microdllm.original import import_original
-from microdllm.sampling import POLISH_CONFIDENCE, REMASKING_CHOICES, SAMPLER_PRESETS, denoise, generate, spread_out
+from microdllm.remasking import spread_out
+from microdllm.sampling import POLISH_CONFIDENCE, REMASKING_CHOICES, SAMPLER_PRESETS, denoise, generate
 
 FIXTURE = ROOT / "tests" / "fixtures" / "original-imported"
 ORIGINAL = SHARED / "fixtures" / "original-checkpoint"

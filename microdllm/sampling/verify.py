@@ -1,0 +1,156 @@
+"""Draft and verify: self-speculative decoding with one clean-causal block model.
+
+The network has two halves that share every weight (model.py, `clean_causal`): its block half drafts
+a window of characters from masks, all at once; its clean half reads text causally, so it is an
+autoregressive model: the verifier. A round (speculative sampling, Leviathan et al. 2023, Alg. 1;
+one network drafting and checking, TiDAR, Liu et al. 2025):
+
+    1. the verifier reads the draft d_1..d_k behind the text: its p_1..p_{k+1}, one evaluation
+    2. keep d_i while it passes: with probability min(1, p_i(d_i) / q_i(d_i)), q_i the draft's
+       distribution (greedy: while d_i is the verifier's own first choice)
+    3. at the first that fails, write a character drawn from the rest, max(p_i - q_i, 0), instead;
+       if all pass, one more drawn from p_{k+1}
+    4. merged: the same evaluation drafts the next window, behind the draft as if all of it is
+       kept; when it is not, the next round starts from an empty draft
+
+So the text follows the verifier's distribution, and greedy text is exactly the verifier's greedy
+text. Every round writes at least one character; a round with an empty draft is one step of the
+autoregressive model, and without a window that is all there is: the network's own left-to-right mode.
+Unmerged, drafting and checking are evaluations of their own: two a round.
+
+Same protocol as reveal.py: each step yields (x before it, u after it, whether the run is over, False).
+"""
+from __future__ import annotations
+
+from typing import Iterator
+
+import torch
+
+from ..remasking import target_distribution
+from .canvas import Canvas
+from .config import SamplingError
+
+
+def draft_and_verify(c: Canvas, window: int, merge: bool = True) -> Iterator[tuple]:
+    """Write every masked position of the canvas (all after its text) in rounds; window 0: left to right."""
+    n, end = frontier(c), len(c.x)
+    total, c.boundaries = end - n, ()
+    draft, q = torch.zeros(0, dtype=torch.long), torch.zeros(0, c.model.config.vocab_size)
+    while n < end:
+        if not merge and window and not len(draft) and end - n > 1:
+            draft, q = _draft(c, n, window, end)           # a pass of its own
+            c.step += 1
+            yield c.x.clone(), (end - n) / total, False, False
+            continue
+        prev = c.x.clone()
+        logits, p, q_next = _check(c, n, draft, window if merge else 0, end)          # 1. the verifier
+        kept = _accepted(p[:-1], q, draft, c.generator)                              # 2. keep
+        char = _sample(_residual(p[kept], q[kept]) if kept < len(draft) else p[kept], c.generator)   # 3.
+        n = _write(c, n, draft, kept, char, logits, prev)
+        draft, q = _next_draft(c, q_next, kept == len(draft), n, end)                # 4. the next draft
+        c.step += 1
+        yield prev, (end - n) / total, n >= end, False
+
+
+def frontier(c: Canvas) -> int:
+    """The first masked position; every position after it must be masked too (the text grows at its end)."""
+    masked = (c.x == c.mask_id).tolist()
+    first = masked.index(True)
+    if not all(masked[first:]):
+        raise SamplingError("drafting and checking writes only at the end of the text; this draft has text "
+                            "after a mask (continue it by denoising)")
+    return first
+
+
+def _clean_reads(c: Canvas, n: int, draft: torch.Tensor) -> torch.Tensor:
+    """What the clean inputs cache.length .. n + len(draft) read: the character before each (-1: the
+    start vector in front of the text), the draft standing in for the characters from n on."""
+    x = torch.cat([c.x[:n], draft])
+    first = c.cache.length
+    return torch.cat([torch.tensor([-1] * (first == 0), dtype=torch.long), x[max(first - 1, 0):]])
+
+
+def _evaluate(c: Canvas, n: int, draft: torch.Tensor, width: int, end: int, phase: str):
+    """One evaluation: the clean inputs up to the draft's end, and a window of `width` masks behind it."""
+    c.nfe, c.phase = c.nfe + 1, phase
+    clean = _clean_reads(c, n, draft)
+    w0 = n + len(draft)
+    width = min(width, end - w0)
+    window = torch.cat([clean[-1:], torch.full((max(width - 1, 0),), c.mask_id)])[:width]
+    c.work += len(clean) + len(window)
+    c.block = (w0, w0 + width) if width else None
+    p_rows, q_rows = c.model.verify_and_draft(clean.to(c.device), window.to(c.device), c.cache)
+    return p_rows.float().cpu()[-(len(draft) + 1):], q_rows.float().cpu()
+
+
+def _check(c: Canvas, n: int, draft: torch.Tensor, width: int, end: int):
+    """The verifier's distributions p for the draft's positions and the one after it (k + 1 rows, logits
+    kept for the written characters' confidences), and the next window's draft distributions."""
+    logits, q_rows = _evaluate(c, n, draft, width, end, "verify" if len(draft) or width else "left to right")
+    return logits, target_distribution(logits, c.cfg, c.mask_id), target_distribution(q_rows, c.cfg, c.mask_id)
+
+
+def _draft(c: Canvas, n: int, width: int, end: int):
+    """Unmerged: a pass that only drafts the window at the text's end (the text behind it is cached)."""
+    _, q_rows = _evaluate(c, n, torch.zeros(0, dtype=torch.long), width, end, "draft")
+    c.cache.rewind(n)                        # the clean input at n is read again with the draft behind it
+    q = target_distribution(q_rows, c.cfg, c.mask_id)[:end - n - 1]     # the last character: the verifier's
+    draft = _sample_rows(q, c.generator)
+    c.best.zero_()
+    c.best[n:n + len(draft)] = draft
+    return draft, q
+
+
+def _accepted(p: torch.Tensor, q: torch.Tensor, draft: torch.Tensor, g: torch.Generator) -> int:
+    """How many drafted characters pass in a row: each with probability min(1, p(d) / q(d))."""
+    for i, d in enumerate(draft.tolist()):
+        ratio = float(p[i, d]) / max(float(q[i, d]), 1e-12)
+        if float(torch.rand((), generator=g)) >= min(1.0, ratio):
+            return i
+    return len(draft)
+
+
+def _residual(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """Where a draft fails: max(p - q, 0), renormalised (p itself when the two agree everywhere)."""
+    rest = (p - q).clamp_min(0)
+    return rest if float(rest.sum()) > 0 else p
+
+
+def _sample(p: torch.Tensor, g: torch.Generator) -> int:
+    return int(torch.multinomial(p, 1, generator=g))
+
+
+def _sample_rows(q: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    return torch.multinomial(q, 1, generator=g).squeeze(-1) if len(q) else torch.zeros(0, dtype=torch.long)
+
+
+def _write(c: Canvas, n: int, draft: torch.Tensor, k: int, char: int, logits: torch.Tensor,
+           prev: torch.Tensor) -> int:
+    """Write the draft's first k characters and the verifier's one behind them; forget the rest of the
+    draft; return the new end of the text. logits: the verifier's, for the confidences and rivals."""
+    drafted = len(draft)
+    new = torch.cat([draft[:k], torch.tensor([char])])
+    pos = torch.arange(n, n + k + 1)
+    c.x[pos] = new
+    logits = logits[:k + 1]
+    c.conf[pos] = logits.softmax(-1).gather(-1, new[:, None]).squeeze(-1)
+    c.rejected = torch.zeros(len(c.x), dtype=torch.bool)
+    c.rejected[n + k:n + drafted] = True
+    if drafted:
+        c.accepted.append((k, drafted))
+    c.note(pos, logits, prev[pos])
+    c.cache.rewind(n + k + 1)                # what the clean inputs read from here on was not written
+    return n + k + 1
+
+
+def _next_draft(c: Canvas, q_window: torch.Tensor, all_kept: bool, n: int, end: int):
+    """The window's characters behind the one just written, when the window stood where the text now
+    ends (all of the draft kept); else an empty draft. Shown as the ghosts under the masks. A draft
+    stops one short of the end, so that the verifier's character behind it still fits."""
+    c.best.zero_()
+    if not all_kept or len(q_window) < 2:
+        return torch.zeros(0, dtype=torch.long), q_window[:0]
+    q = q_window[1:end - n]               # up to the last character but one: the verifier writes that
+    draft = _sample_rows(q, c.generator)
+    c.best[n:n + len(draft)] = draft
+    return draft, q

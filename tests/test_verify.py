@@ -1,0 +1,201 @@
+"""Draft and verify (sampling/verify.py) and the clean-causal block model it runs on."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from microdllm.config import get_preset
+from microdllm.diffusion import corrupt_blocks, get_schedule
+from microdllm.model import KVCache
+from microdllm.remasking import target_distribution
+from microdllm.sampling import SamplerConfig, SamplingError, denoise, generate
+from microdllm.sampling.verify import _accepted, _residual
+from microdllm.train import TrainConfig, Trainer
+
+from helpers import story_text, tiny_model
+
+CLEAN_CAUSAL = dict(time_embedding=False, shift=True, attn_block=8, clean_causal=True)
+GREEDY = dict(gen_len=40, temperature=0.0, polish=0)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A test-size clean-causal model trained a little on a repeated story, so that its drafts are
+    sometimes right: every path of a round (none, some or all of a draft kept) is taken."""
+    out = tmp_path_factory.mktemp("verify")
+    data = out / "story.txt"
+    data.write_text(story_text(8000))
+    cfg = TrainConfig(out=str(out / "run"), data=[str(data)], preset="test", shift=True, time_embedding=False,
+                      attn_block=8, block_sizes=[4, 8], clean_causal=True, ar_weight=1.0, mask_range=[0.1, 1.0],
+                      schedule="linear", optimizer="adamw", lr=3e-3, batch_size=16, max_iters=150, warmup_iters=10,
+                      eval_interval=1000, save_interval=1000, eval_windows=4, eval_timesteps=2, progress=False)
+    trainer = Trainer(cfg)
+    trainer.train()
+    trainer.save()
+    return trainer.model.eval(), trainer.tokenizer, out / "run"
+
+
+def reference_greedy(model, tok, prompt: str, n: int) -> str:
+    """The causal half's greedy text by the plain (uncached) forward, one character at a time."""
+    ids = tok.encode(prompt)
+    for _ in range(n):
+        logits = model(torch.tensor([ids + [tok.mask_id]]))[0, len(ids)].clone()
+        logits[tok.mask_id] = float("-inf")
+        ids.append(int(logits.argmax()))
+    return tok.decode(ids)
+
+
+# ------------------------------------------------------------------------------------------- the model
+
+def test_the_clean_half_is_the_plain_causal_forward_and_the_cache_agrees():
+    model, tok = tiny_model(**CLEAN_CAUSAL)
+    x = torch.randint(1, tok.vocab_size, (2, 30))
+    noisy = x.masked_fill(torch.rand(x.shape) < 0.5, tok.mask_id)
+    plain = model(x)
+    _, clean = model.forward_pair(noisy, x, with_clean=True)
+    assert torch.allclose(plain, clean, atol=1e-5)
+    with torch.inference_mode():
+        cache = KVCache(model.config.n_layer)
+        assert torch.allclose(model.extend(x[:1], 12, cache, keep=12), plain[:1, :12], atol=1e-5)
+        # a window at 12..20 against the cached text equals the same window computed with its prefix
+        direct = model.extend(x[:1], 20, KVCache(model.config.n_layer), keep=12, window=12)[:, 12:]
+        assert torch.allclose(model.extend(x[:1], 20, cache, window=12), direct, atol=1e-5)
+
+
+def test_verify_and_draft_is_the_causal_half_plus_a_window_behind_it():
+    model, tok = tiny_model(**CLEAN_CAUSAL)
+    x = torch.randint(1, tok.vocab_size, (1, 24))
+    with torch.inference_mode():
+        cache = KVCache(model.config.n_layer)
+        reads = torch.cat([torch.tensor([-1]), x[0, :15]])          # the start vector, then characters 0..14
+        window = torch.cat([x[0, 14:15], torch.full((7,), tok.mask_id)])
+        clean, drafted = model.verify_and_draft(reads, window, cache)
+        assert cache.length == 16
+        assert torch.allclose(clean, model(x)[0, :16], atol=1e-5)     # inputs 0..15: characters 0..15
+        probe = x.clone()
+        probe[0, 15:22] = tok.mask_id                                 # the window reads x[14], then masks
+        expect = model.extend(probe, 23, KVCache(model.config.n_layer), keep=0, window=15)[0, 15:23]
+        assert torch.allclose(drafted, expect, atol=1e-5)
+
+
+def test_a_clean_causal_config_needs_a_block_and_training_checks_its_options(tmp_path):
+    with pytest.raises(ValueError, match="attn_block"):
+        get_preset("test", clean_causal=True)
+    data = tmp_path / "s.txt"
+    data.write_text(story_text(3000))
+    for bad, message in ((dict(ar_weight=1.0, attn_block=4), "needs --clean-causal"),
+                         (dict(complementary=True), "for block diffusion"),
+                         (dict(ar_weight=-1.0, attn_block=4, clean_causal=True), ">= 0")):
+        cfg = TrainConfig(out=str(tmp_path / "r"), data=[str(data)], preset="test", time_embedding=False, shift=True,
+                          progress=False, **bad)
+        with pytest.raises(ValueError, match=message):
+            Trainer(cfg)
+
+
+def test_complementary_masks_make_every_character_a_target_once():
+    x0 = torch.randint(1, 20, (3, 32))
+    xt, targets, u = corrupt_blocks(x0, 8, get_schedule("linear"), 0, shift=False, generator=torch.Generator().manual_seed(0),
+                                    complementary=True)
+    assert xt.shape == (6, 32) and torch.equal(targets[:3] ^ targets[3:], torch.ones(3, 32, dtype=torch.bool))
+    assert torch.allclose(u[:3] + u[3:], torch.ones(3, 32, dtype=u.dtype))          # linear: a(u') = 1 - a(u)
+
+
+def test_training_with_the_autoregressive_loss_reports_both_halves(trained):
+    model, tok, run = trained
+    import json
+    val = json.loads((run / "config.json").read_text())["training"]["val"]
+    assert val["ar_bpc"] > 0 and set(val["by_block"]) == {"4", "8"}
+
+
+# ------------------------------------------------------------------------------------------- the sampler
+
+@pytest.mark.parametrize("merge", [True, False])
+def test_greedy_draft_and_verify_writes_exactly_the_left_to_right_text(trained, merge):
+    model, tok, _ = trained
+    for prompt in ("Once upon", "", "Lily saw a big"):
+        l2r = list(denoise(model, tok, prompt, mode="left-to-right", **GREEDY))
+        ver = list(denoise(model, tok, prompt, mode="verify", merge=merge, **GREEDY))
+        assert ver[-1].text == l2r[-1].text == reference_greedy(model, tok, prompt, 40)
+        assert l2r[-1].nfe == 40 and ver[-1].done
+    kept = [k for k, _ in ver[-1].accepted]
+    assert max(kept) > 0, "the trained model's drafts are never kept: the test would not reach that path"
+
+
+def test_merged_rounds_cost_one_evaluation_and_write_at_least_one_character(trained):
+    model, tok, _ = trained
+    states = list(denoise(model, tok, "Once upon", mode="verify", **GREEDY))
+    for a, b in zip(states[1:], states[2:]):
+        assert b.nfe == a.nfe + 1 and b.num_masked < a.num_masked
+    last = states[-1]
+    assert last.nfe < 40, "no round kept any of its draft"
+    assert sum(k + 1 for k, _ in last.accepted) <= 40
+
+
+def test_states_show_the_draft_as_ghosts_and_the_rejected_drafts(trained):
+    model, tok, _ = trained
+    states = list(denoise(model, tok, "Once upon", mode="verify", **GREEDY))
+    with_ghosts = [s for s in states if any(s.guesses)]
+    assert with_ghosts and all(s.masked[i] for s in with_ghosts for i, g in enumerate(s.guesses) if g)
+    rejected = [s for s in states if any(s.rejected)]
+    assert rejected and all(s.phase == "verify" for s in rejected)
+    unmerged = list(denoise(model, tok, "Once upon", mode="verify", merge=False, **GREEDY))
+    assert {s.phase for s in unmerged[1:]} == {"draft", "verify"}
+    drafts = [s for s in unmerged if s.phase == "draft"]
+    assert all(not any(s.revealed) and any(s.guesses) for s in drafts)
+
+
+def test_sampled_draft_and_verify_is_reproducible_and_follows_the_verifier(trained):
+    model, tok, _ = trained
+    kw = dict(gen_len=40, temperature=0.9, top_p=0.9, polish=0, mode="verify")
+    a, b = generate(model, tok, "Once upon", seed=5, **kw), generate(model, tok, "Once upon", seed=5, **kw)
+    assert a.text == b.text and a.tokens == b.tokens
+
+
+def test_speculative_acceptance_gives_exactly_the_target_distribution():
+    # one drafted character from q, kept with min(1, p/q), else redrawn from max(p - q, 0): the result ~ p
+    g = torch.Generator().manual_seed(0)
+    p = torch.tensor([[0.0, 0.5, 0.3, 0.2]])
+    q = torch.tensor([[0.0, 0.1, 0.6, 0.3]])
+    counts = torch.zeros(4)
+    for _ in range(20000):
+        d = torch.multinomial(q[0], 1, generator=g)
+        if _accepted(p, q, d, g):
+            counts[d] += 1
+        else:
+            counts[torch.multinomial(_residual(p[0], q[0]), 1, generator=g)] += 1
+    assert torch.allclose(counts / counts.sum(), p[0], atol=0.015)
+
+
+def test_greedy_target_is_one_hot_on_the_best_character_never_the_mask():
+    logits = torch.tensor([[5.0, 1.0, 2.0, 0.5]])
+    t = target_distribution(logits, SamplerConfig(temperature=0.0), mask_id=0)
+    assert t.tolist() == [[0.0, 0.0, 1.0, 0.0]]
+    s = target_distribution(logits, SamplerConfig(temperature=1.0), mask_id=0)
+    assert s[0, 0] == 0 and abs(float(s.sum()) - 1) < 1e-6
+
+
+def test_verify_refuses_a_model_without_a_causal_half_and_text_after_a_mask():
+    block, tok = tiny_model(time_embedding=False, shift=True, attn_block=4)
+    with pytest.raises(SamplingError, match="clean half is causal"):
+        list(denoise(block, tok, "Once", mode="verify", **GREEDY))
+    model, tok = tiny_model(**CLEAN_CAUSAL)
+    states = list(denoise(model, tok, "Once upon", steps=8, **GREEDY))
+    holes = states[-1].__class__(**{**states[-1].to_dict(), "masked": tuple(i == 12 for i in range(len(states[-1].tokens))),
+                                     "tokens": tuple(tok.mask_id if i == 12 else t for i, t in enumerate(states[-1].tokens))})
+    with pytest.raises(SamplingError, match="only at the end"):
+        list(denoise(model, tok, start=holes, mode="verify", **GREEDY))
+
+
+def test_a_branch_continues_a_verified_run_from_any_step(trained):
+    model, tok, _ = trained
+    states = list(denoise(model, tok, "Once upon", mode="verify", **GREEDY))
+    mid = states[len(states) // 2]
+    branch = list(denoise(model, tok, start=mid, mode="verify", **GREEDY))
+    assert branch[-1].text == states[-1].text and branch[0].step == mid.step
+
+
+def test_block_diffusion_on_a_clean_causal_model_uses_its_window(trained):
+    model, tok, _ = trained
+    cached = list(denoise(model, tok, "Once upon", steps=8, remasking="low_confidence", threshold=None, **GREEDY))
+    assert cached[-1].done and cached[-1].num_masked == 0
+    assert cached[-1].nfe <= 40

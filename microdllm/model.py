@@ -57,7 +57,11 @@ def block_causal_mask(n_q: int, n_k: int, block: int, q_start: int = 0, k_start:
 
 
 class KVCache:
-    """Keys and values of the inputs [0, length) of one sequence, per layer (after RoPE and QK-norm)."""
+    """Keys and values of the inputs [0, length) of one sequence, per layer (after RoPE and QK-norm).
+
+    Kept in buffers that grow by doubling: a new evaluation writes its keys and values behind the
+    cached ones in place and attends to a view, instead of copying the whole cache every step (a
+    copy that grew with the text and cost every left-to-right step as much as a layer's matmuls)."""
 
     def __init__(self, n_layer: int):
         self.keys: list[torch.Tensor | None] = [None] * n_layer
@@ -65,19 +69,26 @@ class KVCache:
         self.length = 0
 
     def rewind(self, length: int) -> None:
-        """Forget every input from `length` on."""
-        self.keys = [k if k is None else k[:, :, :length] for k in self.keys]
-        self.values = [v if v is None else v[:, :, :length] for v in self.values]
+        """Forget every input from `length` on (its slots are written over later)."""
         self.length = min(self.length, length)
 
     def layer(self, i: int, k: torch.Tensor, v: torch.Tensor, keep: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The cached keys/values of layer i followed by k, v (B, H, n, D); the first `keep` new ones are kept."""
-        if self.keys[i] is not None:
-            k, v = torch.cat([self.keys[i], k], dim=2), torch.cat([self.values[i], v], dim=2)
-        if keep:
-            end = self.length + keep
-            self.keys[i], self.values[i] = k[:, :, :end], v[:, :, :end]
-        return k, v
+        """The cached keys/values of layer i followed by k, v (B, H, n, D). The new ones are written
+        behind the cached ones; the caller advances `length` past the first `keep` of them."""
+        end = self.length + k.size(2)
+        if self.keys[i] is None or self.keys[i].size(2) < end or self.keys[i].shape[:2] != k.shape[:2]:
+            self._grow(i, k, v, end)
+        self.keys[i][:, :, self.length:end] = k
+        self.values[i][:, :, self.length:end] = v
+        return self.keys[i][:, :, :end], self.values[i][:, :, :end]
+
+    def _grow(self, i: int, k: torch.Tensor, v: torch.Tensor, end: int) -> None:
+        size = max(end, 2 * (self.keys[i].size(2) if self.keys[i] is not None else 0), 64)
+        for store, new in ((self.keys, k), (self.values, v)):
+            buffer = new.new_empty(*new.shape[:2], size, new.size(3))
+            if store[i] is not None:
+                buffer[:, :, :self.length] = store[i][:, :, :self.length]
+            store[i] = buffer
 
 
 class Attention(nn.Module):

@@ -4,7 +4,7 @@ The sampler's states (`DenoiseState`) each say what one step did. The teaching v
 as a whole: the rewind slider shows any step with the alternatives of every character written by
 then; the heatmap shows, for every position, when it was revealed, re-masked or rewritten. These
 are plain functions of the list of states (no model, no torch), shared by the app (render.py) and
-the exporter (viz.py).
+the exporter (viz.py). Draft and verify adds the drafts the verifier turned down (`rejections`).
 """
 from __future__ import annotations
 
@@ -15,14 +15,15 @@ if TYPE_CHECKING:  # annotations only: importing the sampler would import torch
     from .sampling import Candidates, DenoiseState
 
 EVENTS = ("reveal", "remask", "rewrite")   # what a step can do to a character
+REJECT = "reject"     # draft and verify: a drafted character the verifier turned down (it stays masked)
 
 
 @dataclass(frozen=True)
 class Event:
     position: int
     step: int
-    kind: str           # one of EVENTS
-    char: str           # the character written (reveal, rewrite) or the one masked again (remask)
+    kind: str           # one of EVENTS, or REJECT
+    char: str           # the character written (reveal, rewrite), masked again (remask) or drafted (reject)
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,16 @@ def events(states: Sequence[DenoiseState]) -> list[Event]:
             kind = "reveal" if prev.masked[c.position] else "rewrite"
             out.append(Event(c.position, state.step, kind, c.written))
         out += [Event(i, state.step, "remask", prev.text[i]) for i, r in enumerate(state.remasked) if r]
+    return out
+
+
+def rejections(states: Sequence[DenoiseState]) -> list[Event]:
+    """Every drafted character the verifier turned down (draft and verify), left masked, in step order:
+    what a run's drafts lost. The character is the draft's, read from the state before (its guesses)."""
+    out = []
+    for prev, state in zip(states, states[1:]):
+        drafted = prev.guesses or ("",) * len(prev.text)
+        out += [Event(i, state.step, REJECT, drafted[i]) for i, r in enumerate(state.rejected) if r and state.masked[i]]
     return out
 
 

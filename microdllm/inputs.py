@@ -87,10 +87,11 @@ def _number(name: str, value, default, cast):
 
 def sampler_config(*, steps=None, temperature=None, remasking=None, remask_ratio=None, gen_len=None,
                    top_k=None, top_p=None, seed=None, block_len=None, threshold=None,
-                   reveal_schedule=None, polish=None, defaults: SamplerConfig = DEFAULT) -> SamplerConfig:
+                   reveal_schedule=None, polish=None, writing=None, defaults: SamplerConfig = DEFAULT) -> SamplerConfig:
     """UI / API values -> SamplerConfig (None = the value in `defaults`). The config checks the ranges.
 
-    A threshold of 1 switches early reveals off; reveal_schedule "model" is the model's training schedule.
+    A threshold of 1 switches early reveals off; reveal_schedule "model" is the model's training schedule;
+    writing is the config's mode (how the model writes: "denoise", "verify" or "left-to-right").
     """
     d = defaults
     block = _number("block length", block_len, 0, int)
@@ -105,6 +106,7 @@ def sampler_config(*, steps=None, temperature=None, remasking=None, remask_ratio
         seed=abs(_number("seed", seed, d.seed, int)) % (2 ** 63),
         block_len=block if block > 0 else None,
         polish=_number("polish passes", polish, d.polish, int),
+        mode=str(writing) if writing else d.mode,
         **switches(_number("threshold", threshold, d.threshold or 1.0, float),
                    str(reveal_schedule) if reveal_schedule else d.reveal_schedule),
     )

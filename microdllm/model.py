@@ -263,24 +263,31 @@ class Transformer(nn.Module):
 
         Returns the clean inputs' logits (k, V) and the window's (W, V)."""
         n, k, W = cache.length, clean.numel(), window.numel()
-        w0 = n + k - 1                                       # the window's first position
-        reads = torch.cat([clean, window]).to(self.cos.device)
+        reads = torch.cat([clean, window]) if W else clean
         x = self.token_emb(reads.clamp_min(0))
-        if self.start is not None:
+        if self.start is not None and n == 0:
             x = torch.where((reads < 0)[:, None], self.start, x)
-        positions = torch.cat([torch.arange(n, n + k), torch.arange(w0, w0 + W)]).to(self.cos.device)
-        keys = torch.arange(n + k + W)
-        is_clean_key = keys < n + k
-        q = positions.cpu()[:, None]
-        see_clean = is_clean_key[None] & (keys[None] <= q)                     # causal over the clean text
-        rows_window = torch.arange(k + W)[:, None] >= k
-        mask = torch.where(rows_window, (is_clean_key[None] & (keys[None] < w0)) | ~is_clean_key[None], see_clean)
-        logits = self._run(x[None], mask=mask.to(self.cos.device), cache=cache, keep=k, positions=positions)[0]
+        if W:
+            positions = torch.cat([torch.arange(n, n + k), torch.arange(n + k - 1, n + k - 1 + W)]).to(self.cos.device)
+            mask = _verify_draft_mask(n, k, W).to(self.cos.device)
+            logits = self._run(x[None], mask=mask, cache=cache, keep=k, positions=positions)[0]
+        else:                                                # the clean half alone: causal, as extend
+            logits = self._run(x[None], n, self._mask(k, n + k, q_start=n), cache, keep=k)[0]
         cache.length += k
         return logits[:k], logits[k:]
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+def _verify_draft_mask(n: int, k: int, W: int) -> torch.Tensor:
+    """(k + W, n + k + W) for `verify_and_draft`: keys are the n cached and k new clean inputs (at
+    positions 0 .. n + k - 1), then the W window inputs. A clean query sees the clean keys up to its own
+    position; a window query sees the clean keys before the window (positions < n + k - 1) and the window."""
+    keys = torch.arange(n + k + W)
+    clean_rows = (keys[None] <= torch.arange(n, n + k)[:, None]) & (keys[None] < n + k)
+    window_rows = ((keys < n + k - 1) | (keys >= n + k)).expand(W, -1)
+    return torch.cat([clean_rows, window_rows])
 
 
 def attention_block(config: ModelConfig) -> int | None:

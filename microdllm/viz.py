@@ -212,8 +212,9 @@ def write_mp4(states, path, frame_ms: int = 180, every: int = 1) -> Path:
 
 def heatmap_image(states, size=(1280, 720)) -> Image.Image:
     """When each character was decided (the app's heatmap as a picture): position (x) against step (y,
-    down); grey while masked, cream once written, orange where revealed, vermillion where re-masked,
-    purple where rewritten; block starts as blue lines."""
+    down); grey while masked, cream once written, orange where revealed, vermillion where re-masked
+    (or, drafting and verifying, where a draft was turned down), purple where rewritten; block starts
+    as blue lines."""
     states = list(states)
     if not states:
         raise ValueError("no denoising states to draw: the trace is empty")
@@ -235,7 +236,7 @@ def heatmap_image(states, size=(1280, 720)) -> Image.Image:
             box(i, first, last - first + 1, render.HEAT_PROMPT)
     for sp in history.spans(states):
         box(sp.position, sp.start, sp.end - sp.start, render.HEAT_SPANS[sp.masked])   # the app's colours
-    for ev in history.events(states):
+    for ev in history.events(states) + history.rejections(states):   # rejections: drafts turned down
         box(ev.position, ev.step, 1, render.HEAT_COLOURS[ev.kind])
     for b in states[-1].boundaries:
         draw.line([x0 + b * cw, y0, x0 + b * cw, y1], fill=ACCENT, width=max(1, round(s)))

@@ -19,6 +19,7 @@ from microdllm.checkpoint import BUNDLED_DIFFUSION_DIR
 from microdllm.diffusion import SCHEDULES
 from microdllm.inputs import sampler_config
 from microdllm.sampling import DEFAULT, DenoiseState
+from microdllm.ui import export, generate_tab, settings
 
 PROMPT = "Once upon a time"
 SMALL = dict(gen_len=40, steps=16, delay_ms=0)  # ~15 states, well under a second
@@ -117,7 +118,7 @@ def test_an_unexpected_error_is_one_warning(notes, monkeypatch):
         yield from ()
         raise RuntimeError("boom\nsecond line")
 
-    monkeypatch.setattr(app, "denoise", broken)
+    monkeypatch.setattr(generate_tab, "denoise", broken)
     outputs = run(PROMPT)
     assert outputs[-1][STATUS] == "⚠️ Generation failed: RuntimeError: boom"
     assert notes["warning"] == ["Generation failed: RuntimeError: boom"]
@@ -264,7 +265,7 @@ def test_export_writes_gif_and_mp4(trace, monkeypatch):
 
     fake_viz(monkeypatch, types.SimpleNamespace(write_gif=fake_writer("gif"), write_mp4=fake_writer("mp4"),
                                                 write_heatmap=fake_writer("png")))
-    monkeypatch.setattr(app, "EXPORT_FRAMES", 3)  # long traces are thinned
+    monkeypatch.setattr(export, "EXPORT_FRAMES", 3)  # long traces are thinned
     gif, mp4, heatmap = app.export_trace(trace)
     assert gif["value"].endswith(".gif") and Path(gif["value"]).is_file() and gif["visible"]
     assert mp4["value"].endswith(".mp4") and Path(mp4["value"]).is_file()
@@ -312,7 +313,7 @@ def test_race_advances_the_stream_that_used_less_time():
 
 
 def test_compare_writes_both_to_the_end(notes, ar_checkpoint, monkeypatch):
-    monkeypatch.setattr(app, "AR_SOURCE", str(ar_checkpoint))
+    monkeypatch.setattr(settings, "AR_SOURCE", str(ar_checkpoint))
     frames = list(app.compare(PROMPT, gen_len=20, seed=1))
     assert len(frames) > 20 and not notes["warning"]
     diff_html, diff_status, ar_html, ar_status = frames[-1]
@@ -321,7 +322,7 @@ def test_compare_writes_both_to_the_end(notes, ar_checkpoint, monkeypatch):
 
 
 def test_compare_without_a_baseline_warns(notes, monkeypatch, tmp_path):
-    monkeypatch.setattr(app, "AR_SOURCE", str(tmp_path / "none"))
+    monkeypatch.setattr(settings, "AR_SOURCE", str(tmp_path / "none"))
     assert list(app.compare(PROMPT, gen_len=10)) == []
     assert "No autoregressive baseline" in notes["warning"][-1]
 
@@ -375,7 +376,7 @@ def test_compare_reports_the_cost_of_each_side(notes):
 def test_load_model_in_a_public_app_answers_every_path_alike(notes, monkeypatch, tmp_path):
     store = serving.ModelStore(public=True)
     store._models[""] = app.STORE.load("")[1]
-    monkeypatch.setattr(app, "STORE", store)
+    monkeypatch.setattr(settings, "STORE", store)
     (tmp_path / "file").write_text("x")
     answers = set()
     for source in (str(BUNDLED_DIFFUSION_DIR.parent), str(tmp_path / "missing"), str(tmp_path / "file"), "/etc"):

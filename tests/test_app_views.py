@@ -6,6 +6,7 @@ import pytest
 
 import app
 from microdllm.checkpoint import BUNDLED_AR_DIR, BUNDLED_DIFFUSION_DIR
+from microdllm.ui import session as session_module
 
 PROMPT = "Once upon a time"
 CANVAS, CHART, SCRUB, HEATMAP, STATUS, FINAL = range(6)
@@ -53,7 +54,7 @@ def test_the_ghost_toggle_redraws_the_step_on_screen(session):
 
 
 def test_replay_plays_from_the_slider_to_the_end(session, monkeypatch):
-    monkeypatch.setattr(app.time, "sleep", lambda s: None)
+    monkeypatch.setattr(session_module.time, "sleep", lambda s: None)
     frames = list(app.replay(30, 2, session))
     assert [f[2]["value"] for f in frames] == list(range(2, len(session.states)))
     assert frames[-1][4].startswith("**Done.**") and "<rect" in frames[-1][3]

@@ -21,6 +21,7 @@ from microdllm.diffusion import (
     explain_loss,
     trained_loss,
 )
+from microdllm.ui import forward_tab
 
 SENTENCE = STORY[:60]
 
@@ -189,7 +190,7 @@ def test_forward_process_model_failure_is_a_warning(notes, monkeypatch):
     def broken(*a, **k):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(app, "explain_loss", broken)
+    monkeypatch.setattr(forward_tab, "explain_loss", broken)
     *view, predictions = app.forward_process("Lily saw a ball.", 50, "cosine", seed=1)
     assert "mdl-canvas" in view[0] and predictions == app.gr.skip()
     assert any("boom" in w for w in notes["warning"])

@@ -1,0 +1,47 @@
+"""The app put together: the intro, the notice box and the four tabs, each built (and wired) by its module."""
+from __future__ import annotations
+
+import os
+
+import gradio as gr
+
+from . import settings
+from .compare_tab import compare_tab
+from .controls import CONTROLS_FOR_MODEL
+from .forward_tab import forward_tab
+from .generate_tab import EXAMPLES, generate_tab
+from .messages import notice_md
+from .model_tab import model_tab
+from .session import Run
+
+INTRO = """# micro-dLLM: watch a diffusion language model write
+It does not write one character after another. It starts from a row of masks `_ _ _` and, step by step,
+fills in the characters it chooses to commit, until the story is complete: the default model does it
+block by block ([BD3-LM](https://arxiv.org/abs/2503.09573), converted from a left-to-right model), the
+full-sequence model everywhere at once ([MDLM](https://arxiv.org/abs/2406.07524) /
+[LLaDA](https://arxiv.org/abs/2502.09992)). Small character-level models trained on TinyStories."""
+
+
+def build_demo(checkpoint_source: str | None = None) -> gr.Blocks:
+    """The app. checkpoint_source: a local directory or Hub repo id (None: $MICRODLLM_CHECKPOINT, else bundled)."""
+    if checkpoint_source is None:
+        checkpoint_source = os.environ.get("MICRODLLM_CHECKPOINT", "")
+    store = settings.STORE
+    key, ck, notice = store.load(checkpoint_source, trusted=True)   # the operator's choice, not a visitor's
+    store.default_key, store.startup_notice = key, notice
+    with gr.Blocks(title="micro-dLLM: watch a diffusion LM write", delete_cache=(3600, 3600)) as demo:
+        model_key = gr.State(key)   # the session's model, and its last run (rewind, branch, export)
+        # a callable: a new Run for each session (Gradio calls it); a run untouched for RUN_TTL_S is dropped
+        run = gr.State(lambda: Run(), time_to_live=settings.RUN_TTL_S)
+        gr.Markdown(INTRO)
+        notice_box = notice_md(notice)
+        with gr.Tabs():
+            controls, selector, note, attention = generate_tab(ck, model_key, run)
+            knobs = {**controls, "fwd_t": forward_tab(ck, model_key), "model_note": note, "attention": attention}
+            compare_tab(ck, model_key, EXAMPLES[0][0])
+            model_tab(demo, ck, model_key, notice_box, selector, [knobs[name] for name in CONTROLS_FOR_MODEL])
+    # A full queue refuses new runs at once: the browser shows "This application is currently busy.
+    # Please try again.", gradio_client raises QueueError. A stopped run or a closed tab frees its slot
+    # after the frame in progress (Gradio closes the generator; generate closes the sampler in `finally`).
+    demo.queue(default_concurrency_limit=settings.CONCURRENCY, max_size=settings.QUEUE_SIZE)
+    return demo

@@ -28,9 +28,27 @@ KIND_INTROS = {
 }
 
 
+# A block model whose clean half is causal holds an autoregressive model too (model.py, clean_causal).
+CLEAN_CAUSAL_INTRO = (" Its clean half reads the text causally, so the same network is also an autoregressive "
+                      "model: by default it drafts a block of {B} characters at once and checks the draft with "
+                      "that half, keeping the agreeing part (draft and verify); it can also write by denoising "
+                      "blocks, or left to right with that half alone.")
+
+
+def kind_intro(model_config) -> str:
+    """The model card's first paragraph: what kind of model it is and how it writes."""
+    intro = KIND_INTROS[model_config.kind]
+    if getattr(model_config, "clean_causal", False):
+        intro += CLEAN_CAUSAL_INTRO
+    return intro.format(B=model_config.attn_block)
+
+
 def kind_label(model_config) -> str:
     """What a model is, in a few words: 'block diffusion, blocks of 4', 'full-sequence diffusion', ..."""
     kind = model_config.kind
+    if kind == "block diffusion" and getattr(model_config, "clean_causal", False):
+        return (f"block diffusion, blocks of {model_config.attn_block}, with a causal clean half (drafts a block, "
+                f"checks it left to right)")
     if kind == "block diffusion":
         return f"block diffusion, blocks of {model_config.attn_block} (block by block, left to right)"
     return "full-sequence diffusion (all at once; fills in blanks)" if kind == "diffusion" else \
@@ -153,7 +171,7 @@ def write_model_card(directory, *, title: str, hardware: str = "", samples: list
     cfg = read_config(directory)
     ev = evaluation or {}
     model_config = ModelConfig.from_dict(cfg["model"])
-    intro = KIND_INTROS[model_config.kind].format(B=model_config.attn_block)
+    intro = kind_intro(model_config)
     lines = [*_front_matter(title, ev), "", f"# {title}", "", intro, "", *_model_table(cfg), "",
              *_training_table(cfg, hardware), "", "![loss curve](loss_curve.png)", "", *_evaluation(ev),
              *_samples(samples), *(["", notes] if notes else [])]
@@ -257,7 +275,9 @@ def _architecture_rows(ck) -> list[tuple[str, str]]:
 def _attention(cfg) -> str:
     if cfg.causal:
         return "causal (autoregressive baseline)"
-    return f"block-causal (blocks of {cfg.attn_block})" if cfg.kind == "block diffusion" else "bidirectional"
+    if cfg.kind == "block diffusion":
+        return f"block-causal (blocks of {cfg.attn_block}{'; clean text causal' if cfg.clean_causal else ''})"
+    return "bidirectional"
 
 
 def _training_rows(meta: dict) -> list[tuple[str, str]]:

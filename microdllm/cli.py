@@ -233,14 +233,13 @@ def sampler_config(args, model_config=None):
 
 
 def cmd_generate(args):
-    from .checkpoint import load_checkpoint
     from .sampling import denoise
     from .serving import serve_checkpoint
 
     for flag, path in (("--gif", args.gif), ("--mp4", args.mp4)):
         if path and Path(path).is_dir():
             raise ValueError(f"{path}: a directory; {flag} takes the file to write")
-    ck = serve_checkpoint(load_checkpoint(args.checkpoint), int8=args.int8, compile=args.compile)
+    ck = serve_checkpoint(_infilling_checkpoint(args), int8=args.int8, compile=args.compile)
     cfg = sampler_config(args, ck.model_config)
     keep_all = bool(args.gif or args.mp4)
     states, last = [], None
@@ -266,6 +265,19 @@ def cmd_generate(args):
     for path in (args.gif, args.mp4):
         if path and not args.json:
             print(f"wrote {path}", file=sys.stderr)
+
+
+def _infilling_checkpoint(args):
+    """The checkpoint asked for; for --infill with one that writes left to right (block or autoregressive),
+    the bundled full-sequence model instead, said on stderr."""
+    from .checkpoint import BUNDLED_DIFFUSION_DIR, load_checkpoint
+
+    ck = load_checkpoint(args.checkpoint)
+    if args.infill and (ck.model_config.causal or ck.model_config.attn_block):
+        print(f"{ck.source} writes left to right ({ck.model_config.kind}), so it cannot fill in blanks; "
+              f"filling them in with the bundled full-sequence model {BUNDLED_DIFFUSION_DIR.name}", file=sys.stderr)
+        ck = load_checkpoint(BUNDLED_DIFFUSION_DIR)
+    return ck
 
 
 def _add_sample_eval(sub):

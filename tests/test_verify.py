@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import story_text, tiny_model
 
 from microdllm.config import get_preset
 from microdllm.diffusion import corrupt_blocks, get_schedule
@@ -11,8 +12,6 @@ from microdllm.remasking import target_distribution
 from microdllm.sampling import SamplerConfig, SamplingError, denoise, generate
 from microdllm.sampling.verify import _accepted, _residual
 from microdllm.train import TrainConfig, Trainer
-
-from helpers import story_text, tiny_model
 
 CLEAN_CAUSAL = dict(time_embedding=False, shift=True, attn_block=8, clean_causal=True)
 GREEDY = dict(gen_len=40, temperature=0.0, polish=0)

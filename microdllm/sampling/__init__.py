@@ -77,7 +77,7 @@ from .state import PHASES, ROLES, TOP_CANDIDATES, Candidates, DenoiseState, cand
 from .verify import draft_and_verify
 
 __all__ = ["BLOCK_DEFAULT", "DEFAULT", "MAX_POLISH", "MAX_STEPS", "MODES", "PHASES", "POLISH_CONFIDENCE",
-           "REMASKING_CHOICES", "ROLES", "SAMPLER_PRESETS", "TOP_CANDIDATES", "TRAINING_SCHEDULE", "BlockPlan",
+           "REMASKING_CHOICES", "ROLES", "SAMPLER_PRESETS", "TOP_CANDIDATES", "TRAINING_SCHEDULE", "VERIFY_DEFAULT", "BlockPlan",
            "Candidates", "Canvas", "DenoiseState", "Lookahead", "SamplerConfig", "SamplingError", "candidates",
            "defaults_for", "denoise", "generate", "generation_length", "left_to_right", "model_blocks",
            "split_blocks", "switches"]

@@ -86,17 +86,24 @@ DEFAULT = SamplerConfig()   # the app's and the CLI's defaults, chosen by measur
 # of the probability (so another seed writes another story; greedy repeats one per prompt).
 BLOCK_DEFAULT = SamplerConfig(steps=4, remasking="low_confidence", threshold=0.8, polish=0, temperature=0.9,
                               top_p=0.9)
+# A block model whose clean half is causal: it drafts a block at once and checks the draft with that half
+# (verify.py), at the block model's temperature and top-p: the text is that half's, sampled.
+VERIFY_DEFAULT = BLOCK_DEFAULT.replace(mode="verify")
 SAMPLER_PRESETS = {
     "default": DEFAULT,
     "block": BLOCK_DEFAULT,
+    "verify": VERIFY_DEFAULT,
     "classic": SamplerConfig(steps=100, temperature=0.0, remasking="low_confidence", remask_ratio=1.0,
                              gen_len=None, threshold=None, reveal_schedule=None, final_pass=True, polish=0),
 }
 
 
 def defaults_for(model_config) -> SamplerConfig:
-    """The default settings for this kind of model: BLOCK_DEFAULT for block diffusion, else DEFAULT."""
-    return BLOCK_DEFAULT if getattr(model_config, "kind", "") == "block diffusion" else DEFAULT
+    """The default settings for this kind of model: VERIFY_DEFAULT for a block model with a causal clean
+    half, BLOCK_DEFAULT for other block-diffusion models, else DEFAULT."""
+    if getattr(model_config, "kind", "") != "block diffusion":
+        return DEFAULT
+    return VERIFY_DEFAULT if getattr(model_config, "clean_causal", False) else BLOCK_DEFAULT
 
 
 def switches(threshold: float | None, reveal_schedule: str | None) -> dict:

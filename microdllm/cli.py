@@ -342,10 +342,12 @@ def _print_sample_eval(result: dict, source: str, cfg, causal: bool = False):
     """The sample-eval metrics as a table, each target met or not, then the first samples."""
     from .quality import TARGETS
 
-    how = "left to right" if causal else f"{cfg.remasking} remasking, {cfg.steps} steps"
+    how = {"verify": f"draft and verify ({'merged' if cfg.merge else 'unmerged'})",
+           "left-to-right": "left to right"}.get(cfg.mode, f"{cfg.remasking} remasking, {cfg.steps} steps")
+    how = "left to right" if causal else how
     print(f"{source}: {result['n']} continuations, {how}, T={cfg.temperature}")
     for key in ("word_share", "real_word_share", "distinct_2", "gen_bpc", "real_bpc", "gen_over_real",
-                "mean_nfe", "mean_seconds", "chars_per_second"):
+                "mean_nfe", "chars_per_nfe", "mean_seconds", "chars_per_second"):
         if key in result:
             target = ""
             if key in result["targets_met"]:

@@ -102,7 +102,7 @@ def sample_eval(ck, known_words: set[str], config: SamplerConfig, n: int = 64, s
             if verbose:
                 bar.write(f"[{i + 1}/{n}] {state.text[:120]!r}", file=sys.stderr)
     result = {"n": n, "word_share": word_share(gens, known_words), "distinct_2": distinct_n(gens, 2),
-              "mean_nfe": nfe / n, "mean_seconds": seconds / n,
+              "mean_nfe": nfe / n, "chars_per_nfe": sum(map(len, gens)) / max(nfe, 1), "mean_seconds": seconds / n,
               "chars_per_second": sum(map(len, gens)) / max(seconds, 1e-9),
               "samples": [p + g for p, g in zip(prompts[:3], gens[:3])]}
     real = [split_reference(t, len(gens[0])) for t in reference_texts or []]   # (opening, continuation)

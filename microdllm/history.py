@@ -3,7 +3,7 @@
 The sampler's states (`DenoiseState`) each say what one step did. The teaching views need the run
 as a whole: the rewind slider shows any step with the alternatives of every character written by
 then; the heatmap shows, for every position, when it was revealed, re-masked or rewritten. These
-are plain functions of the list of states (no model, no torch), shared by the app (render.py) and
+are plain functions of the list of states (no model, no torch), shared by the app (render/) and
 the exporter (viz.py). Draft and verify adds the drafts the verifier turned down (`rejections`).
 """
 from __future__ import annotations

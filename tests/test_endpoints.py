@@ -186,7 +186,8 @@ def test_generate_prompts(client, prompt, mode, expect):
     out_of_range("threshold", 0), out_of_range("threshold", 2),
     out_of_range("polish", -1), out_of_range("polish", 999),
     out_of_range("delay_ms", -1), out_of_range("delay_ms", 10**7),
-    unknown_choice("mode"), unknown_choice("remasking"), unknown_choice("reveal_schedule"),
+    unknown_choice("mode"), unknown_choice("remasking"), unknown_choice("reveal_schedule"), unknown_choice("writing"),
+    ("writing", 3, ("not in the list of choices",)),
     ("temperature", float("nan"), ("json",)), ("top_p", float("inf"), ("json",)),   # the client refuses to send
     untyped("steps", "abc"), untyped("temperature", "nan"), untyped("seed", "x"),
 ])
@@ -195,6 +196,21 @@ def test_generate_bad_numbers_and_choices(client, name, value, needles):
     assert reply.seconds < BOUND
     refused(reply, *needles)
     still_serving(client)
+
+
+@pytest.mark.parametrize("api_name", ["/generate", "/branch"])
+@pytest.mark.parametrize("writing", ["verify", "left-to-right"])
+def test_generate_a_writing_mode_the_model_lacks(server, api_names, api_name, writing):
+    """The bundled block model has no causal clean half: drafting and checking is refused in one line
+    (`writing`, generate's and branch's last parameter, defaults to denoising)."""
+    assert api_names[-1] == "writing"
+    fresh = Client(server.url, verbose=False)
+    if api_name == "/branch":
+        assert call(fresh, "/generate", prompt=PROMPT, **FAST).status.startswith("**Done.**")
+    reply = call(fresh, api_name, prompt=PROMPT, writing=writing, **FAST)
+    assert reply.error is None and reply.status.startswith("⚠️") and "\n" not in reply.status, reply
+    refused(reply, "clean half is causal")
+    assert call(fresh, "/generate", prompt=PROMPT, writing=None, **FAST).status.startswith("**Done.**")   # the default
 
 
 @pytest.mark.parametrize("seed", [-5, 1e300, 2**80])
@@ -244,8 +260,8 @@ def test_compare(client, kwargs, needles):
     assert reply.seconds < BOUND
     if needles is None:
         assert reply.error is None and not reply.warnings, reply
-        diffusion_html, diffusion_status, ar_html, ar_status = reply.outputs
-        assert "mdl-canvas" in diffusion_html and "mdl-canvas" in ar_html
+        diffusion_html, diffusion_status, ar_html, ar_status, *more = reply.outputs   # more: the other ways of writing
+        assert "mdl-canvas" in diffusion_html and "mdl-canvas" in ar_html and "<table>" in more[-1]
     else:
         refused(reply, *needles)
     still_serving(client)

@@ -5,7 +5,8 @@ DenoiseStates (read through `state.role(i)`, the one definition of what a charac
 plain numbers and lists, so every function is quick to test and safe to call from any thread.
 
     canvas.py     a state as a row of coloured characters (render_state), a plain text (render_text)
-    status.py     the status lines (status_line, rewind_line, stopped_line, compare_status)
+    status.py     the status lines (status_line, rewind_line, stopped_line, verify_line), the Compare
+                  tab's lines and table
     charts.py     a run as charts: the heatmap, masks left per step
     forward.py    the Forward process tab: the schedules, a sentence at time t, what training scores
     attention.py  a model's attention pattern
@@ -19,13 +20,14 @@ still masked grey.
 from __future__ import annotations
 
 from .attention import attention_caption, attention_svg
-from .canvas import BLOCK_LEGEND, GHOST_LEGEND, LEGEND, candidates_text, render_state, render_text
+from .canvas import BLOCK_LEGEND, DRAFT_LEGEND, DRAFTING, GHOST_LEGEND, LEGEND, candidates_text, render_state, render_text
 from .charts import HEAT_COLOURS, HEAT_NAMES, HEAT_PROMPT, HEAT_SPANS, heatmap_svg, mask_chart_svg
 from .css import CSS
 from .forward import LOSS_NAMES, PRED_LEGEND, forward_view, prediction_view, schedule_svg
-from .status import WRITTEN, compare_status, rewind_line, status_line, stopped_line
+from .status import WRITTEN, compare_status, compare_table, per_evaluation, rewind_line, status_line, stopped_line, verify_line
 
-__all__ = ["BLOCK_LEGEND", "CSS", "GHOST_LEGEND", "HEAT_COLOURS", "HEAT_NAMES", "HEAT_PROMPT", "HEAT_SPANS", "LEGEND",
-           "LOSS_NAMES", "PRED_LEGEND", "WRITTEN", "attention_caption", "attention_svg", "candidates_text",
-           "compare_status", "forward_view", "heatmap_svg", "mask_chart_svg", "prediction_view", "render_state",
-           "render_text", "rewind_line", "schedule_svg", "status_line", "stopped_line"]
+__all__ = ["BLOCK_LEGEND", "CSS", "DRAFT_LEGEND", "DRAFTING", "GHOST_LEGEND", "HEAT_COLOURS", "HEAT_NAMES",
+           "HEAT_PROMPT", "HEAT_SPANS", "LEGEND", "LOSS_NAMES", "PRED_LEGEND", "WRITTEN", "attention_caption",
+           "attention_svg", "candidates_text", "compare_status", "compare_table", "forward_view", "heatmap_svg",
+           "mask_chart_svg", "per_evaluation", "prediction_view", "render_state", "render_text", "rewind_line",
+           "schedule_svg", "status_line", "stopped_line", "verify_line"]

@@ -85,7 +85,7 @@ def _draft_span(i: int, state: DenoiseState, drafted: str) -> str | None:
     if state.rejected and state.rejected[i]:
         title = f"drafted {shown(drafted)!r}, turned down by the check: still masked" if drafted else \
             "drafted, turned down by the check: still masked"
-        return span("mdl-mask mdl-rejected", drafted or MASK_GLYPH, title)
+        return span("mdl-mask mdl-rejected", shown(drafted) if drafted else MASK_GLYPH, title)
     guess = state.guesses[i] if state.guesses else ""
     if guess:
         return span("mdl-mask mdl-ghost", guess, f"drafted {shown(guess)!r}: not written yet, checked next step")

@@ -1,6 +1,7 @@
 """The status lines: where a run is, what it has cost, and how it ended (Markdown strings)."""
 from __future__ import annotations
 
+import html
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # annotations only: importing the sampler would import torch
@@ -56,7 +57,7 @@ def verify_line(state: DenoiseState) -> str:
     elif _checked_this_step(state):
         what = "kept {} of {} drafted this round".format(*state.accepted[-1])
     else:
-        what = "no draft to check this round: the checker wrote one character"
+        what = "nothing drafted to check this round, the checker wrote one character"
     return f"draft and verify: {what}; {per_evaluation(state)}"
 
 
@@ -97,3 +98,14 @@ def compare_status(label: str, state: DenoiseState, mflops: float | None = None)
     ahead = _looked_ahead(state)
     return (f"**{label}** · {done}{_written(state)} of {state.generated} characters · {state.nfe} model evaluations"
             f"{ahead} · {per_evaluation(state)}{work}{flops} · {state.elapsed:.2f} s")
+
+
+def compare_table(rows: list[tuple[str, DenoiseState]]) -> str:
+    """The Compare tab's race as a table (HTML): per racer, its model evaluations, characters per
+    evaluation, positions the network processed and wall time (the sampler's own)."""
+    head = ("", "model evaluations", "characters an evaluation", "positions evaluated", "wall time")
+    cells = [(html.escape(name), f"{s.nfe:,}", f"{_written(s) / max(s.nfe, 1):.2f}", f"{s.positions_evaluated:,}",
+              f"{s.elapsed:.2f} s" + (" ✓" if s.done else "")) for name, s in rows]
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in cells)
+    return ('<div class="mdl-cmp-table"><table><thead><tr>' + "".join(f"<th>{h}</th>" for h in head)
+            + f"</tr></thead><tbody>{body}</tbody></table></div>")

@@ -21,8 +21,8 @@ WRITING_INFO = ("how the network writes: denoising each block from masks; drafti
 def steps_range(model_config) -> tuple[int, int, str]:
     """(maximum, default, info) of the steps slider for this model: a block model's steps are per block,
     so at most its block size B (one character a step). The slider is built with MAX_STEPS_SLIDER and
-    narrowed for each page (the API keeps the wide range: the sampler never gives a block more steps
-    than it has characters)."""
+    narrowed in the browser (generate_tab.wire_steps_range); the API keeps the wide range (the sampler
+    never gives a block more steps than it has characters)."""
     default = defaults_for(model_config).steps
     if model_config.kind != "block diffusion":
         return MAX_STEPS_SLIDER, default, "fewer = faster, more characters per step"
@@ -32,26 +32,38 @@ def steps_range(model_config) -> tuple[int, int, str]:
     return block, min(default, block), info
 
 
+def writing_default(model_config) -> str:
+    """How this model writes by default (its defaults' mode: draft and verify for a clean-causal block
+    model); "denoise" for any model that has no other way."""
+    mode = defaults_for(model_config).mode
+    return mode if mode in writing_modes(model_config) else "denoise"
+
+
 def _writing_update(model_config):
-    """The Writing control for this model: shown only when it has a choice, else hidden and set to denoise."""
-    return gr.update(value="denoise", visible=len(writing_modes(model_config)) > 1)
+    """The Writing control for this model, at its default: shown only when it has a choice, else hidden
+    (and set to denoise)."""
+    return gr.update(value=writing_default(model_config), visible=len(writing_modes(model_config)) > 1)
 
 
-def _block_info(block: int | None) -> str:
-    return (f"the attention block (trained: {block}); 0 = as trained" if block else
-            "0 = off; else write left-to-right blocks of this size")
+def _block_info(model_config) -> str:
+    block = model_config.attn_block
+    if not block:
+        return "0 = off; else write left-to-right blocks of this size"
+    drafts = "; draft and verify: the characters a draft covers" if len(writing_modes(model_config)) > 1 else ""
+    return f"the attention block (trained: {block}); 0 = as trained{drafts}"
 
 
 def sampler_controls(ck, room: int) -> dict:
     """The sampler's main knobs (the Generate tab's left column, below the buttons), at this model's defaults."""
     d, block = defaults_for(ck.model.config), ck.model.config.attn_block
-    steps_info = steps_range(ck.model.config)[2]    # the range: narrowed on page load (steps_update)
+    _, steps, steps_info = steps_range(ck.model.config)     # the range: narrowed in the browser (wire_steps_range)
     return dict(
-        writing=gr.Radio([(label, mode) for mode, label in WRITING_LABELS.items()], value="denoise", label="Writing",
-                         elem_id="mdl-writing", info=WRITING_INFO, visible=len(writing_modes(ck.model.config)) > 1),
+        writing=gr.Radio([(label, mode) for mode, label in WRITING_LABELS.items()], value=writing_default(ck.model.config),
+                         label="Writing", elem_id="mdl-writing", info=WRITING_INFO,
+                         visible=len(writing_modes(ck.model.config)) > 1),
         gen_len=gr.Slider(1, room, value=min(d.gen_len or room, room), step=1, precision=0,
                           label="Characters to generate", info="continuation only"),
-        steps=gr.Slider(1, MAX_STEPS_SLIDER, value=d.steps, step=1, precision=0, elem_id="mdl-steps",
+        steps=gr.Slider(1, MAX_STEPS_SLIDER, value=steps, step=1, precision=0, elem_id="mdl-steps",
                         label="Denoising steps", info=steps_info),
         temperature=gr.Slider(0, 2, value=d.temperature, step=0.05, label="Temperature", info="0 = greedy",
                               elem_id="mdl-temperature"),
@@ -67,7 +79,7 @@ def sampler_controls(ck, room: int) -> dict:
                          info="when the draft is complete, re-read it in this many passes and fix the characters "
                               "the model is sure are wrong (0 = off)"),
         block_len=gr.Slider(0, room, value=0, step=1, precision=0, elem_id="mdl-block",
-                            label="Block size" if block else "Block length", info=_block_info(block)),
+                            label="Block size" if block else "Block length", info=_block_info(ck.model.config)),
     )
 
 
@@ -90,10 +102,12 @@ def advanced_controls(ck) -> dict:
         )
 
 
-def steps_update(model_config):
-    """The steps slider for this model: its range and default (steps_range)."""
+def steps_update(model_config, narrow: bool = True):
+    """The steps slider for this model: its default and info, and (narrow) its range (steps_range).
+    Not narrowed: as the API sees it, the full range (with a default already within the narrow one, so
+    a page never sends a value its narrowed slider refuses)."""
     maximum, value, info = steps_range(model_config)
-    return gr.update(maximum=maximum, value=value, info=info)
+    return gr.update(maximum=maximum, value=value, info=info) if narrow else gr.update(value=value, info=info)
 
 
 def control_updates(ck, gen_len=None) -> tuple:
@@ -103,8 +117,8 @@ def control_updates(ck, gen_len=None) -> tuple:
     room = cfg.block_size - 1
     block = cfg.attn_block or 0
     return (gr.update(maximum=room, value=min(int(gen_len or room), room)), gr.update(maximum=cfg.timesteps),
-            steps_update(cfg), gr.update(value=d.remasking), gr.update(value=d.threshold or 1),
+            steps_update(cfg, narrow=False), gr.update(value=d.remasking), gr.update(value=d.threshold or 1),
             gr.update(value=d.polish), gr.update(value=0, label="Block size" if block else "Block length",
-                                                 info=_block_info(block)),
+                                                 info=_block_info(cfg)),
             model_note(cfg), attention_html(cfg), gr.update(value=d.temperature), gr.update(value=d.top_p),
             _writing_update(cfg), gr.update(visible=len(writing_modes(cfg)) > 1))

@@ -9,7 +9,7 @@ from . import settings
 from .compare_tab import compare_tab
 from .controls import CONTROLS_FOR_MODEL
 from .forward_tab import forward_tab
-from .generate_tab import EXAMPLES, generate_tab
+from .generate_tab import EXAMPLES, generate_tab, wire_steps_range
 from .messages import notice_md
 from .model_tab import model_tab
 from .session import Run
@@ -19,7 +19,10 @@ It does not write one character after another. It starts from a row of masks `_ 
 fills in the characters it chooses to commit, until the story is complete: the default model does it
 block by block ([BD3-LM](https://arxiv.org/abs/2503.09573), converted from a left-to-right model), the
 full-sequence model everywhere at once ([MDLM](https://arxiv.org/abs/2406.07524) /
-[LLaDA](https://arxiv.org/abs/2502.09992)). Small character-level models trained on TinyStories."""
+[LLaDA](https://arxiv.org/abs/2502.09992)). A block model whose clean half reads left to right writes
+either by denoising blocks of B characters, or by drafting a block at once and checking it with its own
+left-to-right half ([TiDAR](https://arxiv.org/abs/2511.08923)-style draft and verify). Small
+character-level models trained on TinyStories."""
 
 
 def build_demo(checkpoint_source: str | None = None) -> gr.Blocks:
@@ -37,9 +40,10 @@ def build_demo(checkpoint_source: str | None = None) -> gr.Blocks:
         notice_box = notice_md(notice)
         with gr.Tabs():
             controls, selector, note, attention = generate_tab(ck, model_key, run)
-            knobs = {**controls, "fwd_t": forward_tab(ck, model_key), "model_note": note, "attention": attention}
-            compare_tab(ck, model_key, EXAMPLES[0][0])
-            model_tab(demo, ck, model_key, notice_box, selector, [knobs[name] for name in CONTROLS_FOR_MODEL])
+            knobs = {**controls, "fwd_t": forward_tab(ck, model_key), "model_note": note, "attention": attention,
+                     "cmp_modes": compare_tab(ck, model_key, EXAMPLES[0][0])}
+            loads = model_tab(demo, ck, model_key, notice_box, selector, [knobs[name] for name in CONTROLS_FOR_MODEL])
+        wire_steps_range(demo, model_key, controls["steps"], loads)
     # A full queue refuses new runs at once: the browser shows "This application is currently busy.
     # Please try again.", gradio_client raises QueueError. A stopped run or a closed tab frees its slot
     # after the frame in progress (Gradio closes the generator; generate closes the sampler in `finally`).

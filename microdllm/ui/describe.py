@@ -33,11 +33,11 @@ def model_note(model_config) -> str:
     """One line under the model selector: how this model writes, and what it cannot do."""
     kind, block = model_config.kind, model_config.attn_block
     if len(writing_modes(model_config)) > 1:
-        return (f"Writes blocks of {block} characters left to right, two ways (Writing, below): by denoising "
-                f"each block from masks (diffusion fills them in parallel; steps are per block), or by drafting a "
-                "block at once and checking it with its own left-to-right half, which keeps the draft up to its "
-                "first disagreement and adds a character of its own (the text that half would write, in fewer "
-                "evaluations). It cannot fill in blanks.")
+        return (f"Writes blocks of {block} characters left to right. By default it drafts a block at once and "
+                "checks the draft with its own left-to-right half, which keeps the draft up to its first "
+                "disagreement and adds a character of its own (the text that half would write, in fewer "
+                "evaluations); it can also denoise each block from masks (steps are per block), or write with "
+                "that half alone (Writing, below). It cannot fill in blanks.")
     if kind == "block diffusion":
         return (f"Writes blocks of {block} characters left to right; inside a block, diffusion "
                 "fills the masks in parallel. Steps are per block. It cannot fill in blanks (choose the full-"

@@ -98,13 +98,22 @@ def _branch(run: Run, ck, cfg, at):
     return states, run.states[:index + 1]
 
 
-def page_steps(model_key=""):
-    """On page load: the steps slider's range for the session's model (built wider, for the API)."""
+def steps_for_model(model_key=""):
+    """The steps slider's range and default for the session's model (controls.steps_range)."""
     _, ck, _ = settings.STORE.load(model_key)
     return steps_update(ck.model.config)
 
 
-def generate_tab(demo, ck, model_key, run) -> tuple[dict, gr.Dropdown, gr.Markdown, gr.HTML]:
+def wire_steps_range(demo, model_key, steps, loads: list) -> None:
+    """A block model's steps are per block: in the browser the slider goes up to its B, set on page load
+    and after every model load (`loads`, chained). gradio_client runs neither, so the API keeps the
+    slider's full range (the sampler gives a block no more steps than it has characters anyway)."""
+    for trigger in (demo.load, *(event.then for event in loads)):
+        trigger(steps_for_model, inputs=model_key, outputs=steps, show_progress="hidden", concurrency_limit=None,
+                api_visibility="private")
+
+
+def generate_tab(ck, model_key, run) -> tuple[dict, gr.Dropdown, gr.Markdown, gr.HTML]:
     """The Generate tab and its events; returns its controls (a new model sets them), the model selector,
     the line that says what the model is and the drawing of its attention.
 
@@ -144,8 +153,6 @@ def generate_tab(demo, ck, model_key, run) -> tuple[dict, gr.Dropdown, gr.Markdo
     screen = dict(canvas=canvas, chart=chart, status=status, heatmap=heatmap, final=final)
     _wire_generate(controls, views, screen, generate_btn, stop_btn, prompt)
     export_btn.click(export_trace, inputs=run, outputs=files, api_name="export", concurrency_id="model")
-    demo.load(page_steps, inputs=model_key, outputs=controls["steps"], show_progress="hidden", concurrency_limit=None,
-              api_visibility="private")
     return controls, selector, note, attention
 
 

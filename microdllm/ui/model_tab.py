@@ -70,9 +70,9 @@ def model_info(model_key=""):
     return card.model_summary(ck)
 
 
-def model_tab(demo, ck, model_key, notice_box, selector, knobs: list) -> None:
+def model_tab(demo, ck, model_key, notice_box, selector, knobs: list) -> list:
     """The Model tab and its events: what is loaded, loading another checkpoint, the experiments' figures.
-    knobs: what a new model sets (CONTROLS_FOR_MODEL order)."""
+    knobs: what a new model sets (CONTROLS_FOR_MODEL order). Returns the events that load a model."""
     with gr.Tab("Model", id="model"):
         with gr.Row():
             summary = gr.Markdown(card.model_summary(ck), elem_id="mdl-card")
@@ -89,8 +89,10 @@ def model_tab(demo, ck, model_key, notice_box, selector, knobs: list) -> None:
                 gr.Markdown(caption)
 
     outputs = [model_key, summary, notice_box, *knobs, attention]
-    gr.on([load_btn.click, source.submit], load_model, inputs=inputs_for(load_model, dict(source=source, gen_len=knobs[0])),
-          outputs=outputs, api_name="load_model", concurrency_id="model")
-    selector.input(load_model, inputs=inputs_for(load_model, dict(source=selector, gen_len=knobs[0])), outputs=outputs,
-                   concurrency_id="model", api_visibility="private")
+    loads = [gr.on([load_btn.click, source.submit], load_model,
+                   inputs=inputs_for(load_model, dict(source=source, gen_len=knobs[0])), outputs=outputs,
+                   api_name="load_model", concurrency_id="model"),
+             selector.input(load_model, inputs=inputs_for(load_model, dict(source=selector, gen_len=knobs[0])),
+                            outputs=outputs, concurrency_id="model", api_visibility="private")]
     demo.load(model_info, inputs=model_key, outputs=summary, api_name="model_info", concurrency_limit=None)
+    return loads

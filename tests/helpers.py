@@ -28,3 +28,21 @@ def tiny_model(tokenizer: CharTokenizer | None = None, seed: int = 0, **override
     torch.manual_seed(seed)
     model = Transformer(get_preset("test", vocab_size=tokenizer.vocab_size, **overrides)).eval()
     return model, tokenizer
+
+
+def train_clean_causal(out: Path):
+    """A test-size clean-causal block model (B = 8, trained over B = 4 and 8 with the next-character loss)
+    trained a little on a repeated story, so that its drafts are sometimes kept: every path of draft
+    and verify is taken. Saved to out / "run"; returns the Trainer (its model, tokenizer)."""
+    from microdllm.train import TrainConfig, Trainer
+
+    data = out / "story.txt"
+    data.write_text(story_text(8000))
+    cfg = TrainConfig(out=str(out / "run"), data=[str(data)], preset="test", shift=True, time_embedding=False,
+                      attn_block=8, block_sizes=[4, 8], clean_causal=True, ar_weight=1.0, mask_range=[0.1, 1.0],
+                      schedule="linear", optimizer="adamw", lr=3e-3, batch_size=16, max_iters=150, warmup_iters=10,
+                      eval_interval=1000, save_interval=1000, eval_windows=4, eval_timesteps=2, progress=False)
+    trainer = Trainer(cfg)
+    trainer.train()
+    trainer.save()
+    return trainer

@@ -10,7 +10,7 @@ import inspect
 import re
 
 import pytest
-from helpers import story_text
+from helpers import train_clean_causal
 
 import app
 from microdllm import history, render
@@ -30,18 +30,8 @@ def one_thread(single_thread):
 @pytest.fixture(scope="module")
 def clean_causal(tmp_path_factory, single_thread) -> str:
     """A test-size clean-causal block model (B = 8), trained a little so that some drafts are kept; its directory."""
-    from microdllm.train import TrainConfig, Trainer
-
     out = tmp_path_factory.mktemp("clean-causal")
-    data = out / "story.txt"
-    data.write_text(story_text(8000))
-    cfg = TrainConfig(out=str(out / "run"), data=[str(data)], preset="test", shift=True, time_embedding=False,
-                      attn_block=8, block_sizes=[4, 8], clean_causal=True, ar_weight=1.0, mask_range=[0.1, 1.0],
-                      schedule="linear", optimizer="adamw", lr=3e-3, batch_size=16, max_iters=150, warmup_iters=10,
-                      eval_interval=1000, save_interval=1000, eval_windows=4, eval_timesteps=2, progress=False)
-    trainer = Trainer(cfg)
-    trainer.train()
-    trainer.save()
+    train_clean_causal(out)
     return str(out / "run")
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import story_text, tiny_model
+from helpers import story_text, tiny_model, train_clean_causal
 
 from microdllm.config import get_preset
 from microdllm.diffusion import corrupt_blocks, get_schedule
@@ -22,15 +22,7 @@ def trained(tmp_path_factory):
     """A test-size clean-causal model trained a little on a repeated story, so that its drafts are
     sometimes right: every path of a round (none, some or all of a draft kept) is taken."""
     out = tmp_path_factory.mktemp("verify")
-    data = out / "story.txt"
-    data.write_text(story_text(8000))
-    cfg = TrainConfig(out=str(out / "run"), data=[str(data)], preset="test", shift=True, time_embedding=False,
-                      attn_block=8, block_sizes=[4, 8], clean_causal=True, ar_weight=1.0, mask_range=[0.1, 1.0],
-                      schedule="linear", optimizer="adamw", lr=3e-3, batch_size=16, max_iters=150, warmup_iters=10,
-                      eval_interval=1000, save_interval=1000, eval_windows=4, eval_timesteps=2, progress=False)
-    trainer = Trainer(cfg)
-    trainer.train()
-    trainer.save()
+    trainer = train_clean_causal(out)
     return trainer.model.eval(), trainer.tokenizer, out / "run"
 
 

@@ -190,3 +190,28 @@ def test_block_diffusion_on_a_clean_causal_model_uses_its_window(trained):
     cached = list(denoise(model, tok, "Once upon", steps=8, remasking="low_confidence", threshold=None, **GREEDY))
     assert cached[-1].done and cached[-1].num_masked == 0
     assert cached[-1].nfe <= 40
+
+
+def test_cli_verify_and_left_to_right_write_the_same_greedy_text(trained, capsys):
+    import json
+
+    from microdllm.cli import main
+
+    _, _, run = trained
+    texts = {}
+    for flag in ("--verify", "--left-to-right", "--verify --no-merge"):
+        code = main(["generate", "--checkpoint", str(run), "--prompt", "Once upon", "--gen-len", "40",
+                     "--temperature", "0", *flag.split(), "--json"])
+        out = json.loads(capsys.readouterr().out)
+        assert code == 0 and out["settings"]["mode"] == flag.split()[0].lstrip("-")
+        texts[flag] = (out["text"], out["nfe"])
+    assert texts["--verify"][0] == texts["--left-to-right"][0] == texts["--verify --no-merge"][0]
+    assert texts["--left-to-right"][1] == 40 and texts["--verify"][1] < 40
+
+
+def test_cli_verify_on_a_model_without_a_causal_half_is_one_line(capsys):
+    from microdllm.cli import main
+
+    code = main(["generate", "--checkpoint", "checkpoints/tinystories-tiny-block", "--verify", "--gen-len", "8"])
+    err = capsys.readouterr().err
+    assert code == 2 and "clean half is causal" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

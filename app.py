@@ -34,6 +34,7 @@ from microdllm.serving import default_threads
 from microdllm.ui.compare_tab import compare, mflops
 from microdllm.ui.controls import CONTROLS_FOR_MODEL, control_updates
 from microdllm.ui.demo import INTRO, build_demo
+from microdllm.ui.drive import BROWSER_JS
 from microdllm.ui.describe import attention_html, model_choices, model_note
 from microdllm.ui.export import EXPORT_FRAMES, export_trace
 from microdllm.ui.forward_tab import FORWARD_SENTENCE, ForwardDraw, forward_predictions, forward_process, forward_views
@@ -59,7 +60,8 @@ def main() -> None:
     # Gradio reads GRADIO_SERVER_NAME / GRADIO_SERVER_PORT (default 127.0.0.1, 7860) itself.
     # show_error: a value Gradio itself refuses (a string for a number, NaN for an integer) reaches the
     # visitor as Gradio's one-line reason instead of a blank error; the app's own errors are messages anyway.
-    demo.launch(css=render.CSS, theme=gr.themes.Soft(), show_error=True)
+    # js: the keyboard (space, arrows) and clicks on the canvas that mark masks and pick a position
+    demo.launch(css=render.CSS, js=BROWSER_JS, theme=gr.themes.Soft(), show_error=True)
 
 
 if __name__ == "__main__":

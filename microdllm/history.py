@@ -81,3 +81,28 @@ def spans(states: Sequence[DenoiseState]) -> list[Span]:
         opened[ev.position] = (ev.step, ev.kind == "remask")
     out += [Span(i, start, last, masked) for i, (start, masked) in opened.items()]
     return out
+
+
+@dataclass(frozen=True)
+class Point:
+    """Where one position stood after one step: its top guess under a mask, or its written character."""
+    step: int
+    char: str           # '' = no guess yet
+    p: float            # its probability (nan: unknown)
+    written: bool
+
+
+def trajectory(states: Sequence[DenoiseState], position: int) -> tuple[list[Point], int]:
+    """How a character made up its mind: per step, the model's top guess at `position` while it was
+    masked (state.guesses, state.guess_conf) or the character written there (its confidence); and how
+    many times that character changed from one step to the next."""
+    points: list[Point] = []
+    for s in states:
+        if s.masked[position]:
+            char = s.guesses[position] if s.guesses else ""
+            p = s.guess_conf[position] if s.guess_conf and char else float("nan")
+            points.append(Point(s.step, char, p, False))
+        else:
+            points.append(Point(s.step, s.text[position], s.confidence[position], True))
+    chars = [pt.char for pt in points if pt.char]
+    return points, sum(a != b for a, b in zip(chars, chars[1:]))

@@ -178,3 +178,87 @@ def test_the_teaching_views_in_the_browser(page):
     assert "%" in text and "objective" in text.lower(), text
     page.screenshot(path=str(ARTIFACTS / "browser-forward-predictions.png"), full_page=True)
     page.get_by_role("tab", name="Generate").click()
+
+
+def _status(page) -> str:
+    return page.locator("#mdl-status").inner_text()
+
+
+def _step(page) -> int:
+    return int(re.search(r"step (\d+)", _status(page)).group(1))
+
+
+def test_the_class_drives_the_run(page):
+    """Issue #22 in the browser: hold mid-run and step three times by hand (the keyboard's → once), reveal
+    two chosen masks and continue, edit a character and continue, one position's chart, projector mode."""
+    page.get_by_role("tab", name="Generate").click()
+    page.locator("#mdl-prompt textarea").fill(PROMPT)
+    _set_number(page, "mdl-threshold", 1)
+    _set_number(page, "mdl-polish", 0)
+    # (slow motion's default 40 ms a step: Hold lands mid-run)
+    page.locator("#mdl-generate").click()
+    page.locator("#mdl-canvas .mdl-canvas .mdl-mask").first.wait_for(timeout=30_000)
+    page.locator("#mdl-hold").click()
+    page.locator("#mdl-status", has_text="Paused").wait_for(timeout=10_000)
+    step, nfe = _step(page), int(re.search(r"(\d+) model evaluation", _status(page)).group(1))
+    for k in range(1, 4):                          # Next step, Next step, then the → key
+        if k < 3:
+            page.locator("#mdl-next").click()
+        else:
+            page.locator("body").click(position={"x": 5, "y": 5})
+            page.keyboard.press("ArrowRight")
+        page.locator("#mdl-status", has_text=f"at step {step + k} of").wait_for(timeout=10_000)
+        now = int(re.search(r"(\d+) model evaluation", _status(page)).group(1))
+        assert now - nfe <= 1, _status(page)       # one evaluation a step at most
+        nfe = now
+    page.screenshot(path=str(ARTIFACTS / "drive-1-stepped.png"), full_page=True)
+
+    # Reveal two chosen masks (the first two of the block being written), then continue
+    masks = page.locator("#mdl-canvas .mdl-canvas .mdl-mask[data-pos]")
+    masks.nth(0).click()
+    masks.nth(1).click()
+    assert page.locator("#mdl-canvas .mdl-marked").count() == 2
+    page.wait_for_function("() => document.querySelector('#mdl-marks input, #mdl-marks textarea').value.includes(',')")
+    page.locator("#mdl-reveal").click()
+    page.wait_for_function("() => /you revealed|⚠️/.test(document.querySelector('#mdl-status').innerText)",
+                           timeout=10_000)
+    assert "you revealed" in _status(page), _status(page)
+    assert page.locator("#mdl-canvas .mdl-suggested").count() >= 1
+    page.screenshot(path=str(ARTIFACTS / "drive-2-revealed.png"), full_page=True)
+    page.locator("#mdl-continue").click()
+    page.locator("#mdl-status", has_text="Done").wait_for(timeout=60_000)
+
+    # Edit: rewind to step 4, change a written character there, continue; compare with the original
+    _set_number(page, "mdl-scrub", 4)
+    page.locator("#mdl-status", has_text="Rewound to step 4").wait_for(timeout=10_000)
+    written = page.locator("#mdl-canvas .mdl-canvas [data-pos]:not(.mdl-prompt):not(.mdl-mask)").last
+    pos = int(written.get_attribute("data-pos"))
+    written.click()
+    page.wait_for_function(f"() => document.querySelector('#mdl-pos input').value == '{pos}'")
+    page.locator("#mdl-char input, #mdl-char textarea").first.fill("Z")
+    page.locator("#mdl-edit").click()
+    page.locator("#mdl-status", has_text="Paused").wait_for(timeout=10_000)
+    page.locator("#mdl-continue").click()
+    page.locator("#mdl-status", has_text="Done").wait_for(timeout=60_000)
+    final = page.locator("#mdl-final textarea").input_value()
+    assert final[pos] == "Z", (pos, final)
+    page.locator("#mdl-diff").click()
+    page.locator("#mdl-diff-view .mdl-differ").first.wait_for(timeout=10_000)
+    page.screenshot(path=str(ARTIFACTS / "drive-3-edited.png"), full_page=True)
+
+    # One position's chart: click a written character
+    page.locator("#mdl-canvas .mdl-canvas [data-pos]:not(.mdl-prompt)").nth(3).click()
+    page.locator("#mdl-trajectory svg .mdl-tpoint").first.wait_for(timeout=10_000)
+    assert "changed" in page.locator("#mdl-trajectory").inner_text()
+    page.locator("#mdl-trajectory").screenshot(path=str(ARTIFACTS / "drive-4-trajectory.png"))
+
+    # Projector mode: large type across the width
+    small = page.locator("#mdl-canvas .mdl-canvas").evaluate("el => parseFloat(getComputedStyle(el).fontSize)")
+    page.locator("#mdl-projector input[type=checkbox]").check()
+    page.wait_for_function("() => document.querySelector('#mdl-gen-row').classList.contains('mdl-projector')")
+    big = page.locator("#mdl-canvas .mdl-canvas").evaluate("el => parseFloat(getComputedStyle(el).fontSize)")
+    assert big > 1.5 * small
+    page.screenshot(path=str(ARTIFACTS / "drive-5-projector.png"), full_page=True)
+    page.locator("#mdl-projector input[type=checkbox]").uncheck()
+    _set_number(page, "mdl-threshold", DEFAULT.threshold)
+    _set_number(page, "mdl-polish", DEFAULT.polish)

@@ -439,3 +439,40 @@ def test_the_server_log_has_no_traceback_from_the_app(server, client):
         assert not ours, f"a traceback through the app's code:\n{block[:3000]}"
     for failed in ("generation failed", "compare failed", "forward process failed", "export to"):
         assert failed not in log
+
+
+# ------------------------------------------------------------------------------------------ driving by hand
+
+@pytest.mark.parametrize("api_name, kwargs, needle", [
+    ("/hold", {}, "Nothing is being written"),
+    ("/next_step", {}, "not paused"),
+    ("/continue_run", dict(delay_ms=0), "not paused"),
+    ("/reveal", dict(marks="x" * BIG, char="", at=1), "whole numbers"),
+    ("/reveal", dict(marks="10**9", char="", at=1), "whole numbers"),
+    ("/reveal", dict(marks="3", char="", at=1), "not a masked position"),          # the prompt
+    ("/reveal", dict(marks="999999", char="", at=1), "not a masked position"),
+    ("/reveal", dict(marks="16", char="\u2603", at=0), "not a character"),
+    ("/edit", dict(position=0, char="x", at=1), "the prompt"),
+    ("/edit", dict(position=10**6, char="x", at=1), "choose a position"),
+    ("/edit", dict(position=20, char=CONTROL, at=1), "not one character"),
+    ("/trajectory", dict(position=-1), "choose a position"),
+    ("/diff", {}, "Nothing to compare"),
+])
+def test_driving_endpoints_refuse_bad_input(server, api_name, kwargs, needle):
+    """hold, next_step, continue_run, reveal, edit, trajectory, diff: after a finished run (nothing paused),
+    each bad input gets one clear line; the session still writes."""
+    fresh = Client(server.url, verbose=False)
+    assert call(fresh, "/generate", prompt=PROMPT, **FAST).status.startswith("**Done.**")
+    reply = call(fresh, api_name, **kwargs)
+    assert reply.seconds < BOUND and reply.error is None, reply
+    said = refused(reply, needle)
+    assert "\n" not in said, said
+    still_serving(fresh)
+
+
+def test_driving_endpoints_before_any_run(server):
+    fresh = Client(server.url, verbose=False)
+    for api_name, kwargs in (("/next_step", {}), ("/reveal", dict(marks="1", char="", at=0)),
+                             ("/edit", dict(position=1, char="", at=0))):
+        refused(call(fresh, api_name, **kwargs), "Nothing to drive yet")
+    still_serving(fresh)

@@ -9,6 +9,7 @@ plain numbers and lists, so every function is quick to test and safe to call fro
                   tab's lines and table
     charts.py     a run as charts: the heatmap, masks left per step
     forward.py    the Forward process tab: the schedules, a sentence at time t, what training scores
+    drive.py      a run driven by hand: the paused line, a reveal by hand, a position's trajectory, the diff
     attention.py  a model's attention pattern
     pieces.py     one character as a span, one SVG label
     css.py        the style sheet (CSS) for all of them
@@ -23,11 +24,12 @@ from .attention import attention_caption, attention_svg
 from .canvas import BLOCK_LEGEND, DRAFT_LEGEND, DRAFTING, GHOST_LEGEND, LEGEND, candidates_text, render_state, render_text
 from .charts import HEAT_COLOURS, HEAT_NAMES, HEAT_PROMPT, HEAT_SPANS, heatmap_svg, mask_chart_svg
 from .css import CSS
+from .drive import diff_html, hand_line, paused_line, trajectory_svg
 from .forward import LOSS_NAMES, PRED_LEGEND, forward_view, prediction_view, schedule_svg
 from .status import WRITTEN, compare_status, compare_table, per_evaluation, rewind_line, status_line, stopped_line, verify_line
 
 __all__ = ["BLOCK_LEGEND", "CSS", "DRAFT_LEGEND", "DRAFTING", "GHOST_LEGEND", "HEAT_COLOURS", "HEAT_NAMES",
            "HEAT_PROMPT", "HEAT_SPANS", "LEGEND", "LOSS_NAMES", "PRED_LEGEND", "WRITTEN", "attention_caption",
-           "attention_svg", "candidates_text", "compare_status", "compare_table", "forward_view", "heatmap_svg",
-           "mask_chart_svg", "per_evaluation", "prediction_view", "render_state", "render_text", "rewind_line",
-           "schedule_svg", "status_line", "stopped_line", "verify_line"]
+           "attention_svg", "candidates_text", "compare_status", "compare_table", "diff_html", "forward_view", "hand_line", "heatmap_svg",
+           "mask_chart_svg", "paused_line", "per_evaluation", "prediction_view", "render_state", "render_text", "rewind_line",
+           "schedule_svg", "status_line", "stopped_line", "trajectory_svg", "verify_line"]

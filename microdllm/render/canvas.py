@@ -35,6 +35,8 @@ DRAFT_LEGEND = ('<div class="mdl-legend"><span><span class="mdl-c mdl-mask mdl-g
                 '<span><span class="mdl-c mdl-new">a</span> kept (and the checker\'s own character)</span>'
                 '<span><span class="mdl-c mdl-mask mdl-rejected">x</span> drafted, turned down: stays masked</span>'
                 '</div>')
+HAND_LEGEND = ('<div class="mdl-legend"><span><span class="mdl-c mdl-mask mdl-suggested">_</span> what the '
+               'strategy would have revealed instead</span></div>')
 DRAFTING = ("draft", "verify")   # the phases of draft and verify: their states show the draft
 
 
@@ -109,9 +111,12 @@ def render_state(state: DenoiseState, legend: bool = True, cands: dict[int, Cand
         role = state.role(i)
         draft = _draft_span(i, state, drafted[i]) if drafting and role == "masked" else None
         spans.append(draft or _role_span(role, ch, conf[i] if i < len(conf) else float("nan"), cands.get(i), guesses[i]))
-    body = "".join(s.replace('class="mdl-c ', f'class="mdl-c{mark} ', 1) if mark else s
-                   for s, mark in zip(spans, marks))
+    for i in state.suggested:      # a step revealed by hand: what the strategy would have chosen
+        marks[i] += " mdl-suggested"
+    body = "".join(s.replace('<span class="mdl-c ', f'<span data-pos="{i}" class="mdl-c{mark} ', 1)
+                   for i, (s, mark) in enumerate(zip(spans, marks)))
     extra = DRAFT_LEGEND if drafting else GHOST_LEGEND if ghost else ""
+    extra += HAND_LEGEND if state.suggested else ""
     legends = (LEGEND + (BLOCK_LEGEND if state.boundaries else "") + extra) if legend else ""
     return legends + f'<div class="mdl-canvas">{body}</div>'
 

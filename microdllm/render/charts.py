@@ -92,8 +92,11 @@ def _caption(drafts: bool) -> str:
     return "position → · step ↓ · orange revealed · vermillion re-masked · purple rewritten · blue: the prompt"
 
 
-def mask_chart_svg(counts: list[int], total_steps: int, width: int = 420, height: int = 130) -> str:
-    """Masks remaining after each step (a polyline over a fixed 0..total_steps axis)."""
+def mask_chart_svg(counts: list[int], total_steps: int, width: int = 420, height: int = 130,
+                   entropy: list[float] | None = None) -> str:
+    """Masks remaining after each step (a polyline over a fixed 0..total_steps axis); entropy: the mean
+    entropy of the still-masked positions per step (nan: no evaluation that step), a dashed line on its
+    own scale (right axis, nats)."""
     left, right, top, bottom = 44, 10, 10, 30
     pw, ph = width - left - right, height - top - bottom
     top_count = max(max(counts, default=0), 1)
@@ -113,5 +116,19 @@ def mask_chart_svg(counts: list[int], total_steps: int, width: int = 420, height
         svg.append(f'<polyline points="{points}" fill="none" stroke="#0072B2" stroke-width="2.5"/>')
         x, y = xy(len(counts) - 1, counts[-1])
         svg.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="#D55E00"/>')
+    svg += _entropy_line(entropy or [], xy, left + pw, top, ph)
     svg.append("</svg>")
     return '<div class="mdl-chart">' + "".join(svg) + "</div>"
+
+
+def _entropy_line(entropy: list[float], xy, right: float, top: float, ph: float) -> list[str]:
+    """The mean entropy of the masked positions per step, dashed, scaled to its own maximum (right axis)."""
+    known = [(i, h) for i, h in enumerate(entropy) if h == h]
+    if not known:
+        return []
+    top_h = max(max(h for _, h in known), 1e-6)
+    points = " ".join(f"{xy(i, 0)[0]:.1f},{top + ph * (1 - h / top_h):.1f}" for i, h in known)
+    return [f'<polyline class="mdl-entropy" points="{points}" fill="none" stroke="#009E73" stroke-width="1.8" '
+            f'stroke-dasharray="5 3"><title>mean entropy of the masked positions (nats)</title></polyline>',
+            svg_text(right - 4, top + 12, f"- - mean entropy of the masks (top: {top_h:.1f} nats)", size=10,
+                     anchor="end")]

@@ -43,4 +43,20 @@ CSS = """
 .mdl-pred-sum { font-size: 1.05rem; margin: .2rem 0 .4rem 0; }
 .mdl-attention svg { width: 100%; max-width: 200px; height: auto; }
 .mdl-attention-caption { font-size: .95rem; margin: .2rem 0; }
+.mdl-canvas .mdl-c[data-pos] { cursor: pointer; }
+.mdl-canvas .mdl-marked { outline: 3px solid #CC79A7; outline-offset: -1px; background: rgba(204, 121, 167, .3); }
+.mdl-suggested { outline: 2px dashed #009E73; outline-offset: -2px; }
+.mdl-trajectory svg { width: 100%; max-width: 560px; height: auto; }
+.mdl-diff-label { font-size: .95rem; margin: .3rem 0 .1rem 0; }
+.mdl-diff-text { min-height: 0; }
+.mdl-differ { background: #E69F00; color: #000; }
+/* projector mode: large type, high contrast, the canvas across the whole width (controls below it) */
+.mdl-projector .mdl-canvas { font-size: 2.7rem; line-height: 1.55; border: 2px solid #000; }
+.mdl-projector .mdl-canvas .mdl-gen, .mdl-projector .mdl-canvas .mdl-ch { opacity: 1 !important; color: #000; }
+.mdl-projector .mdl-canvas { background: #fff; color: #000; }
+.mdl-projector .mdl-mask { color: #000; background: #bdbdbd; }
+.mdl-projector .mdl-prompt { color: #003f66; }
+.mdl-projector #mdl-status, .mdl-projector .mdl-legend { font-size: 1.6rem; }
+#mdl-gen-row.mdl-projector { flex-wrap: wrap; }
+.mdl-projector #mdl-screen { order: -1; flex: 1 1 100% !important; min-width: 100% !important; }
 """

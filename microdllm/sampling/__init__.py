@@ -55,6 +55,7 @@ import torch
 from ..diffusion import CosineSchedule, Schedule
 from ..remasking import REMASKING_CHOICES, SCORED
 from ..tokenizer import CharTokenizer
+from .by_hand import by_hand, check_reveal
 from .canvas import BlockPlan, Canvas, Lookahead, generation_length, model_blocks, resumed, split_blocks, start_ids
 from .config import (
     BLOCK_DEFAULT,
@@ -85,8 +86,9 @@ __all__ = ["BLOCK_DEFAULT", "DEFAULT", "MAX_POLISH", "MAX_STEPS", "MODES", "PHAS
 
 @torch.inference_mode()
 def _run(model, tokenizer: CharTokenizer, prompt: str, cfg: SamplerConfig, infill: bool,
-         schedule: Schedule, start: DenoiseState | None = None) -> Iterator[DenoiseState]:
-    """The reverse process: the all-masked start (or `start`), the denoising phase, then the polish passes."""
+         schedule: Schedule, start: DenoiseState | None = None, hand=None, chars=None) -> Iterator[DenoiseState]:
+    """The reverse process: the all-masked start (or `start`), a step chosen by hand (`hand`), the
+    denoising phase, then the polish passes."""
     ids = resumed(start, model) if start is not None else start_ids(model, tokenizer, prompt, cfg, infill)
     c = Canvas(model, tokenizer, ids, cfg, schedule, start)
     passes = min(cfg.polish, len(c.editable)) if cfg.mode == "denoise" else 0
@@ -99,7 +101,16 @@ def _run(model, tokenizer: CharTokenizer, prompt: str, cfg: SamplerConfig, infil
     else:
         phases = [reveal(c)]
     phases += [final_pass(c)] * cfg.final_pass + [polish(c, passes)] * bool(passes)
-    yield c.state(c.x, start.u if start else 1.0, total, done=False)
+    u = start.u if start else 1.0
+    if hand is not None:
+        check_reveal(c, hand, chars)         # refused before the first state: nothing is yielded
+        total += 1
+    yield c.state(c.x, u, total, done=False)
+    if hand is not None:
+        prev = by_hand(c, hand, chars, u)
+        yield c.state(prev, u, total, done=not c.any_masked())
+        if not c.any_masked():
+            return                           # written in full by hand: the run is done (no polish)
     for k, phase in enumerate(phases):
         for prev, u, phase_over, rewritten in phase:
             yield c.state(prev, u, total, done=phase_over and k == len(phases) - 1, rewritten=rewritten)
@@ -108,7 +119,7 @@ def _run(model, tokenizer: CharTokenizer, prompt: str, cfg: SamplerConfig, infil
 
 def denoise(model, tokenizer: CharTokenizer, prompt: str = "", config: SamplerConfig | None = None, *,
             infill: bool = False, schedule: Schedule | None = None, start: DenoiseState | None = None,
-            **overrides) -> Iterator[DenoiseState]:
+            reveal=None, chars=None, **overrides) -> Iterator[DenoiseState]:
     """Yield the state after every denoising step, from all-masked (step 0) to clean text (done=True).
 
     prompt: text to continue, or with infill=True a template whose `_` glyphs are filled in. A
@@ -118,6 +129,10 @@ def denoise(model, tokenizer: CharTokenizer, prompt: str = "", config: SamplerCo
     start: branch from a state of an earlier run (same vocabulary): its text is kept, its masks are
     written from there on with `config` (the prompt and `infill` are then ignored); steps go on from
     its step, so the branch's states follow the earlier run's states up to `start`.
+    reveal: positions (masked, in the block being written) that the first step after the start writes,
+    chosen by hand instead of by the strategy (by_hand.py): chars[k] at reveal[k], or where chars is
+    None or chars[k] is None / "", the model's most probable character there. One evaluation; then
+    the run goes on as usual. Its state names what the strategy would have chosen (`suggested`).
     Stop iterating at any time to cancel. `elapsed` counts the sampler's own time only, not the
     time the caller spends with each state (rendering, streaming).
     """
@@ -125,11 +140,14 @@ def denoise(model, tokenizer: CharTokenizer, prompt: str = "", config: SamplerCo
     if model.config.causal:   # an autoregressive model writes left to right, through the same stream
         if infill and start is None:
             raise SamplingError("an autoregressive model writes left to right: it cannot fill in blanks")
+        if reveal is not None:
+            raise SamplingError("an autoregressive model writes one character at its cursor: "
+                                "choose what to reveal with a diffusion model")
         return left_to_right(model, tokenizer, prompt, cfg, start=start)
     if cfg.mode != "denoise" and not getattr(model.config, "clean_causal", False):
         raise SamplingError(f"writing {cfg.mode} needs a block model whose clean half is causal (an autoregressive "
                             f"model inside it); this {model.config.kind} model writes by denoising only")
-    return timed(_run(model, tokenizer, prompt, cfg, infill, schedule or CosineSchedule(), start))
+    return timed(_run(model, tokenizer, prompt, cfg, infill, schedule or CosineSchedule(), start, reveal, chars))
 
 
 

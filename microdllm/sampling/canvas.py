@@ -110,6 +110,8 @@ class Canvas:
         self.after = {b.span: nb.span for b, nb in zip(self.blocks, self.blocks[1:])}   # block -> the next one
         # the model's best guess at each position while it was masked (ids; 0, the mask id, = none yet)
         self.best = torch.zeros(len(ids), dtype=torch.long)
+        self.best_p = torch.full((len(ids),), float("nan"))   # ... and its probability
+        self.entropy, self.suggested = float("nan"), ()      # this step's: see DenoiseState
         self.guess_names = ["", *tokenizer.chars]       # a guess id -> what DenoiseState.guesses shows
         self.ahead: Lookahead | None = None
         self.looked_ahead = start.looked_ahead if start else 0
@@ -188,8 +190,10 @@ class Canvas:
         now = self.x[pos]
         still = now == self.mask_id
         if still.any():
-            best = logits[still].float().index_fill(-1, torch.tensor([self.mask_id]), float("-inf")).argmax(-1)
-            self.best[pos[still]] = best
+            probs = logits[still].float().softmax(-1)
+            self.entropy = float(-(probs * probs.clamp_min(1e-30).log()).sum(-1).mean())
+            p_best, best = probs.index_fill(-1, torch.tensor([self.mask_id]), -1.0).max(-1)
+            self.best[pos[still]], self.best_p[pos[still]] = best, p_best
         for k in (~still & (now != before)).nonzero().flatten().tolist():
             self.noted.append(candidates(int(pos[k]), logits[k], int(now[k]), self.tokenizer))
 
@@ -200,11 +204,13 @@ class Canvas:
         noted, self.noted, ids = tuple(self.noted), [], self.x.tolist()
         guesses = tuple(map(self.guess_names.__getitem__, (self.best * masked).tolist()))
         rejected, self.rejected = (() if self.rejected is None else tuple(self.rejected.tolist())), None
+        guess_conf = tuple(torch.where(masked, self.best_p, float("nan")).tolist())
+        (entropy, self.entropy), (suggested, self.suggested) = (self.entropy, float("nan")), (self.suggested, ())
         return DenoiseState(self.step, total, u, tuple(ids), self.tokenizer.decode(ids),
                             tuple(masked.tolist()), tuple(revealed.tolist()), tuple((~was & masked).tolist()),
                             tuple(self.conf.tolist()), self.fixed, self.nfe, 0.0, done,
                             self.block, self.boundaries, self.work, self.phase, guesses, noted,
-                            self.looked_ahead, rejected, tuple(self.accepted))
+                            self.looked_ahead, rejected, tuple(self.accepted), guess_conf, entropy, suggested)
 
 
 

@@ -17,8 +17,9 @@ from ..tokenizer import CharTokenizer
 ROLES = ("prompt", "masked", "remasked", "revealed", "text")   # what a character is in a state
 # What made a step: the fully masked start (or the draft a branch starts from), the reveal loop, the
 # original's refinement and its t = 0 pass, a polish pass, one character of the left-to-right model, a
-# draft of the next characters, or a check of the draft (draft and verify).
-PHASES = ("start", "reveal", "refine", "final pass", "polish", "left to right", "draft", "verify")
+# draft of the next characters, a check of the draft (draft and verify), or a reveal chosen by hand
+# (`denoise(..., reveal=...)`).
+PHASES = ("start", "reveal", "refine", "final pass", "polish", "left to right", "draft", "verify", "by hand")
 TOP_CANDIDATES = 5        # the alternatives a state keeps for each character written in its step
 
 
@@ -55,6 +56,9 @@ class DenoiseState:
     looked_ahead: int = 0                   # steps so far that took a look-ahead's logits instead of an evaluation
     rejected: tuple[bool, ...] = ()         # draft and verify: drafted characters this step turned down
     accepted: tuple[tuple[int, int], ...] = ()   # draft and verify: (kept, drafted) for every draft checked so far
+    guess_conf: tuple[float, ...] = ()      # per position: the probability of its guess (nan = none)
+    entropy: float = float("nan")           # mean entropy (nats) of the positions still masked after this step's evaluation
+    suggested: tuple[int, ...] = ()         # a step revealed by hand: the positions the strategy would have chosen
 
     @property
     def num_masked(self) -> int:

@@ -7,6 +7,8 @@
     controls.py      the sampler's knobs, at a model's defaults
     describe.py      what the app says and draws about a model
     generate_tab.py  the Generate tab: generate, branch, and its layout and events
+    drive.py         ... its controls for driving a run by hand: layout, events, keyboard and clicks
+    hand.py          ... their handlers: hold, next step, continue, reveal by hand, edit, diff, trajectory
     export.py        the last run as GIF / MP4 / heatmap
     forward_tab.py   the Forward process tab
     compare_tab.py   the Compare tab

@@ -96,7 +96,8 @@ def advanced_controls(ck) -> dict:
                 value=d.reveal_schedule or "model", label="Reveal schedule",
                 info="how many masks are left after each step; linear = the same number each step"),
             seed=gr.Number(d.seed, precision=0, label="Seed"),
-            delay_ms=gr.Slider(0, 1000, value=40, step=10, precision=0, label="Slow motion: pause per step (ms)"),
+            delay_ms=gr.Slider(0, 1000, value=40, step=10, precision=0, label="Slow motion: pause per step (ms)",
+                               elem_id="mdl-delay"),
             drop_unknown=gr.Checkbox(True, label="Drop unknown characters",
                                      info="otherwise a prompt with characters the model does not know is refused"),
         )

@@ -25,6 +25,11 @@ left-to-right half ([TiDAR](https://arxiv.org/abs/2511.08923)-style draft and ve
 character-level models trained on TinyStories."""
 
 
+def _drop(run) -> None:
+    if isinstance(run, Run):
+        run.drop()
+
+
 def build_demo(checkpoint_source: str | None = None) -> gr.Blocks:
     """The app. checkpoint_source: a local directory or Hub repo id (None: $MICRODLLM_CHECKPOINT, else bundled)."""
     if checkpoint_source is None:
@@ -35,7 +40,8 @@ def build_demo(checkpoint_source: str | None = None) -> gr.Blocks:
     with gr.Blocks(title="micro-dLLM: watch a diffusion LM write", delete_cache=(3600, 3600)) as demo:
         model_key = gr.State(key)   # the session's model, and its last run (rewind, branch, export)
         # a callable: a new Run for each session (Gradio calls it); a run untouched for RUN_TTL_S is dropped
-        run = gr.State(lambda: Run(), time_to_live=settings.RUN_TTL_S)
+        # (and a held run's generator is closed with it)
+        run = gr.State(lambda: Run(), time_to_live=settings.RUN_TTL_S, delete_callback=_drop)
         gr.Markdown(INTRO)
         notice_box = notice_md(notice)
         with gr.Tabs():

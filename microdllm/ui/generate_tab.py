@@ -14,6 +14,7 @@ from ..inputs import prepare_prompt, sampler_config
 from ..sampling import DEFAULT, SamplingError, defaults_for, denoise
 from ..serving import one_line
 from . import settings
+from .drive import drive_views, wire_drive
 from .controls import advanced_controls, sampler_controls, steps_update
 from .describe import attention_html, model_choices, model_note
 from .export import export_trace
@@ -66,11 +67,11 @@ def generate(prompt, mode="continue", gen_len=DEFAULT.gen_len, steps=DEFAULT.ste
             if prep.error:
                 yield problem(prep.error)
                 return
-            it, kept = denoise(ck.model, ck.tokenizer, prep.text, cfg.replace(gen_len=prep.gen_len),
-                               infill=infill, schedule=ck.schedule), []
+            cfg = cfg.replace(gen_len=prep.gen_len)
+            it, kept = denoise(ck.model, ck.tokenizer, prep.text, cfg, infill=infill, schedule=ck.schedule), []
         else:
             it, kept = _branch(run, ck, cfg, at)
-        run.ghost, run.tokenizer = bool(ghost), ck.tokenizer
+        run.ghost, run.tokenizer, run.source, run.original = bool(ghost), ck.tokenizer, (key, cfg), None
         yield from stream(run, it, kept, pause(delay_ms))
     except SamplingError as e:
         message = str(e)
@@ -79,7 +80,7 @@ def generate(prompt, mode="continue", gen_len=DEFAULT.gen_len, steps=DEFAULT.ste
         log.exception("generation failed")
         yield problem(f"Generation failed: {one_line(e)}")
     finally:
-        if it is not None:
+        if it is not None and run.live is not it:   # a held run keeps its generator (hand.py)
             it.close()
 
 
@@ -120,7 +121,7 @@ def generate_tab(ck, model_key, run) -> tuple[dict, gr.Dropdown, gr.Markdown, gr
     Each control is keyed by the name of the `generate` parameter it feeds (see inputs_for).
     """
     room, first_prompt = ck.model.config.block_size - 1, EXAMPLES[0][0]
-    with gr.Tab("Generate", id="generate"), gr.Row():
+    with gr.Tab("Generate", id="generate"), gr.Row(elem_id="mdl-gen-row"):
         with gr.Column(scale=2, min_width=320):
             choices = model_choices()
             chosen = next((v for _, v in choices if Path(v).resolve() == Path(ck.path).resolve()), None)
@@ -139,9 +140,9 @@ def generate_tab(ck, model_key, run) -> tuple[dict, gr.Dropdown, gr.Markdown, gr
             controls = dict(prompt=prompt, mode=mode, model_key=model_key, **sampler_controls(ck, room),
                             **advanced_controls(ck))
             gr.Examples(EXAMPLES, inputs=[prompt, mode], label="Try these")
-        with gr.Column(scale=3, min_width=360):
+        with gr.Column(scale=3, min_width=360, elem_id="mdl-screen"):
             canvas = gr.HTML(render.render_text(first_prompt), label="Canvas", elem_id="mdl-canvas")
-            views = _run_views()
+            views = {**_run_views(), **drive_views()}
             status = gr.Markdown("Press **Generate**.", label="Status", elem_id="mdl-status")
             chart = gr.HTML(render.mask_chart_svg([], DEFAULT.steps), label="Masks left", elem_id="mdl-chart")
             heatmap = gr.HTML(render.heatmap_svg([]), label="When each character was decided", elem_id="mdl-heatmap")
@@ -188,6 +189,7 @@ def _wire_generate(controls: dict, views: dict, screen: dict, generate_btn, stop
     # Stop cancels the run. The browser may still apply a frame that was in flight after the stop's
     # own "Stopped." arrives, so the status is settled once more after the run has ended for good
     # (a .then runs after the browser has dropped the cancelled stream).
+    runs.append(wire_drive(v, c, run, controls["delay_ms"], play_event))
     stop_btn.click(lambda: "Stopped.", outputs=c["status"], cancels=runs, concurrency_limit=None,
                    api_visibility="private")
     for event in runs:

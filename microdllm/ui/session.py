@@ -2,6 +2,11 @@
 without the model (rewind, replay, the ghost toggle).
 
 `Run` lives in a gr.State: Generate and Branch fill it (`stream`), the other events only read it.
+A run paused by Hold keeps its live `denoise` generator (`Run.live`): Next step pulls one more state
+from it, Continue streams the rest (hand.py). A paused generator holds no thread and no queue slot;
+the session's `Run` (and with it the generator) is dropped RUN_TTL_S after it was last used or when
+the visitor leaves. Memory per session: at most MAX_TRACE states for the run and MAX_TRACE for the
+original run an edit or a reveal by hand branched from (each state: a few tuples of the canvas length).
 """
 from __future__ import annotations
 
@@ -30,6 +35,17 @@ class Run:
     tokenizer: object = None      # the vocabulary the states are written in (a branch must share it)
     running: bool = False
     owner: object = None          # the stream writing it: a newer run (Generate or Branch) takes over
+    hold: bool = False            # Hold was pressed: the stream pauses after its next state
+    live: object = None           # the paused run's denoise generator (Next step, Continue pull from it)
+    source: tuple | None = None   # (model key, SamplerConfig) the run was written with: edits continue so
+    original: list | None = None  # the states of the run before its first edit or reveal by hand
+    used: float = field(default_factory=time.monotonic)   # last use (a paused run expires RUN_TTL_S after)
+
+    def drop(self) -> None:
+        """Let go of the paused generator (a new run, an expired one, a session that ended)."""
+        live, self.live = self.live, None
+        if live is not None:
+            live.close()
 
     def index(self, at) -> int:
         """A step the slider (or an API caller) names, clamped to the run's states."""
@@ -46,9 +62,14 @@ class Run:
         cands = {} if live else history.candidates_at(self.states, index)
         drafted = self.states[index - 1].guesses if index else ()   # the draft this step checked, if any
         canvas = render.render_state(state, cands=cands, ghost=self.ghost, drafted=drafted)
-        status = render.status_line(state) if index == last else render.rewind_line(state, self.states[-1],
-                                                                                     self.running)
-        return canvas, render.mask_chart_svg(counts, state.total_steps), status
+        if index < last:
+            status = render.rewind_line(state, self.states[-1], self.running)
+        elif self.live is not None:
+            status = render.paused_line(state, self.source[1].remasking if self.source else "")
+        else:
+            status = render.status_line(state)
+        entropy = [s.entropy for s in self.states[:index + 1]]
+        return canvas, render.mask_chart_svg(counts, state.total_steps, entropy=entropy), status
 
     def heatmap(self, index: int | None = None) -> str:
         return render.heatmap_svg(self.states, current=None if index is None else self.states[index].step)
@@ -58,7 +79,10 @@ def stream(run: Run, states, kept: list, delay: float):
     """Record each state in the session's run and yield its frame (only the slider while rewound). A
     newer run of the same session (another Generate or Branch) takes the run over: this one stops."""
     me = run.owner = object()
-    run.states, run.pinned, run.running = list(kept), None, True
+    if run.live is not states:
+        run.drop()
+    run.live, run.hold = None, False
+    run.states, run.pinned, run.running, run.used = list(kept), None, True, time.monotonic()
     try:
         yield from _frames(run, states, delay, me)
     finally:
@@ -79,6 +103,11 @@ def _frames(run: Run, states, delay: float, me):
             run.running = False
             canvas, chart, status = run.view(run.pinned)
             yield canvas, chart, slider, run.heatmap(run.pinned), status, state.text
+            return
+        if run.hold:               # Hold: keep the generator, end the stream (no thread is kept)
+            run.live, run.hold, run.running = states, False, False
+            canvas, chart, status = run.view(run.pinned)
+            yield canvas, chart, slider, run.heatmap(run.pinned), status, ""
             return
         frame = run.view(live=True) if run.pinned is None else (keep, keep, keep)
         yield frame[0], frame[1], slider, keep, frame[2], ""

@@ -34,8 +34,8 @@ from microdllm.serving import default_threads
 from microdllm.ui.compare_tab import compare, mflops
 from microdllm.ui.controls import CONTROLS_FOR_MODEL, control_updates
 from microdllm.ui.demo import INTRO, build_demo
-from microdllm.ui.drive import BROWSER_JS
 from microdllm.ui.describe import attention_html, model_choices, model_note
+from microdllm.ui.drive import BROWSER_JS
 from microdllm.ui.export import EXPORT_FRAMES, export_trace
 from microdllm.ui.forward_tab import FORWARD_SENTENCE, ForwardDraw, forward_predictions, forward_process, forward_views
 from microdllm.ui.generate_tab import EXAMPLES, generate

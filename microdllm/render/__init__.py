@@ -30,6 +30,7 @@ from .status import WRITTEN, compare_status, compare_table, per_evaluation, rewi
 
 __all__ = ["BLOCK_LEGEND", "CSS", "DRAFT_LEGEND", "DRAFTING", "GHOST_LEGEND", "HEAT_COLOURS", "HEAT_NAMES",
            "HEAT_PROMPT", "HEAT_SPANS", "LEGEND", "LOSS_NAMES", "PRED_LEGEND", "WRITTEN", "attention_caption",
-           "attention_svg", "candidates_text", "compare_status", "compare_table", "diff_html", "forward_view", "hand_line", "heatmap_svg",
+           "attention_svg", "candidates_text", "compare_status", "compare_table", "diff_html", "forward_view",
+           "hand_line", "heatmap_svg",
            "mask_chart_svg", "paused_line", "per_evaluation", "prediction_view", "render_state", "render_text", "rewind_line",
            "schedule_svg", "status_line", "stopped_line", "trajectory_svg", "verify_line"]

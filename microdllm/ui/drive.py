@@ -30,7 +30,8 @@ BROWSER_JS = """() => {
   });
   document.addEventListener('keydown', (e) => {
     const t = e.target;
-    if (e.altKey || e.ctrlKey || e.metaKey || (t && (/^(INPUT|TEXTAREA|SELECT|BUTTON)$/.test(t.tagName) || t.isContentEditable))) return;
+    const typing = t && (/^(INPUT|TEXTAREA|SELECT|BUTTON)$/.test(t.tagName) || t.isContentEditable);
+    if (e.altKey || e.ctrlKey || e.metaKey || typing) return;
     const click = (id) => { const b = document.getElementById(id); if (b) { e.preventDefault(); b.click(); } };
     if (e.key === ' ') {
       const status = document.querySelector('#mdl-status');

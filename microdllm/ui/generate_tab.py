@@ -14,9 +14,9 @@ from ..inputs import prepare_prompt, sampler_config
 from ..sampling import DEFAULT, SamplingError, defaults_for, denoise
 from ..serving import one_line
 from . import settings
-from .drive import drive_views, wire_drive
 from .controls import advanced_controls, sampler_controls, steps_update
 from .describe import attention_html, model_choices, model_note
+from .drive import drive_views, wire_drive
 from .export import export_trace
 from .messages import info, log, tell, warn
 from .session import Run, after_run, pause, replay, rewind, show_guesses, stream

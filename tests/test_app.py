@@ -336,12 +336,14 @@ def test_model_panel_figures_are_committed():
 def test_the_bundled_models_are_offered_with_what_they_are():
     choices = app.model_choices()
     labels = [label for label, _ in choices]
-    assert len(choices) == 3 and "the default" in labels[0] and labels[0].startswith("Block diffusion, blocks of")
+    assert len(choices) == 4 and "the default" in labels[0] and labels[0].startswith("Block diffusion, blocks of")
+    assert "blocks of 16" in labels[1] and "checks it" in labels[1]           # draft and verify
     assert any(label.startswith("Full-sequence diffusion") for label in labels)
     assert any(label.startswith("Autoregressive") for label in labels)
 
 
-@pytest.mark.parametrize("index, kind", [(0, "block diffusion"), (1, "diffusion"), (2, "autoregressive")])
+@pytest.mark.parametrize("index, kind", [(0, "block diffusion"), (1, "block diffusion"), (2, "diffusion"),
+                                         (3, "autoregressive")])
 def test_choosing_a_model_sets_its_defaults_and_says_what_it_is(notes, index, kind):
     source = app.model_choices()[index][1]
     key, summary, _notice, *knobs = app.load_model(source, 200)
@@ -355,9 +357,12 @@ def test_choosing_a_model_sets_its_defaults_and_says_what_it_is(notes, index, ki
         assert updates["block_len"]["label"] == "Block size" and "cannot fill in blanks" in updates["model_note"]
     # the run it starts writes with that model, at those settings
     session = app.Run()
-    *_, (canvas, _, _, _, status, final) = run(PROMPT, model_key=key, steps=updates["steps"]["value"], run=session)
+    *_, (canvas, _, _, _, status, final) = run(PROMPT, model_key=key, steps=updates["steps"]["value"], run=session,
+                                               writing=updates["writing"]["value"])
     assert status.startswith("**Done.**") and final.startswith(PROMPT) and session.states[-1].done
-    assert ("mdl-bstart" in canvas) == (kind == "block diffusion")
+    drafts = ck.model.config.clean_causal            # draft and verify: the text grows at its end, no blocks
+    assert ("mdl-bstart" in canvas) == (kind == "block diffusion" and not drafts)
+    assert (session.states[-1].phase == "verify") == drafts
 
 
 def test_infilling_with_a_block_model_is_a_clear_message(notes):

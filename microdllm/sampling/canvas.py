@@ -111,6 +111,7 @@ class Canvas:
         # the model's best guess at each position while it was masked (ids; 0, the mask id, = none yet)
         self.best = torch.zeros(len(ids), dtype=torch.long)
         self.best_p = torch.full((len(ids),), float("nan"))   # ... and its probability
+        self.mask_index = torch.tensor([self.mask_id])
         self.entropy, self.suggested = float("nan"), ()      # this step's: see DenoiseState
         self.guess_names = ["", *tokenizer.chars]       # a guess id -> what DenoiseState.guesses shows
         self.ahead: Lookahead | None = None
@@ -190,10 +191,11 @@ class Canvas:
         now = self.x[pos]
         still = now == self.mask_id
         if still.any():
-            probs = logits[still].float().softmax(-1)
-            self.entropy = float(-(probs * probs.clamp_min(1e-30).log()).sum(-1).mean())
-            p_best, best = probs.index_fill(-1, torch.tensor([self.mask_id]), -1.0).max(-1)
-            self.best[pos[still]], self.best_p[pos[still]] = best, p_best
+            logp = logits[still].float().log_softmax(-1)
+            self.entropy = -float((logp.exp() * logp).sum() / len(logp))
+            best_logp, best = logp.index_fill(-1, self.mask_index, float("-inf")).max(-1)
+            where = pos[still]
+            self.best[where], self.best_p[where] = best, best_logp.exp()
         for k in (~still & (now != before)).nonzero().flatten().tolist():
             self.noted.append(candidates(int(pos[k]), logits[k], int(now[k]), self.tokenizer))
 

@@ -1,7 +1,10 @@
 """The long road: story quality of block diffusion (no verification) against characters of training.
 
-    python -m bench.block_quality_curve runs/block16-snap/step* --n 16 --json docs/block16_quality.json \
-        --out docs/block16_quality.png
+    python -m bench.block_quality_curve runs/block16-snap/step400 runs/block16b-snap/step200@1.6384 ... \
+        --n 16 --json docs/block16_quality.json --out docs/block16_quality.png
+
+A checkpoint of a later stage is given as PATH@M: its characters are counted after M million of the
+stages before it.
 
 For each checkpoint (snapshots of one run) and each block size in --blocks, `sample-eval` (n stories
 of 200 characters, sampled at the model's block defaults) by denoising: one character a step
@@ -39,12 +42,13 @@ def main(argv=None) -> None:
     known = vocabulary(read_text_files([args.words_from]))
     ar = load_checkpoint(BUNDLED_AR_DIR)
     rows = []
-    for path in sorted(args.checkpoints, key=lambda d: read_config(d)["training"]["step"]):
+    for spec in args.checkpoints:
+        path, _, before = spec.partition("@")
         ck, training = load_checkpoint(path), read_config(path)["training"]
         for block in args.blocks:
             for name, cfg in settings(block).items():
                 r = sample_eval(ck, known, cfg, n=args.n, ar=ar)
-                rows.append({"checkpoint": path, "step": training["step"], "characters": training["tokens"],
+                rows.append({"checkpoint": path, "step": training["step"], "characters": training["tokens"] + float(before or 0) * 1e6,
                              "setting": name, "word_share": r["word_share"], "gen_bpc": r["gen_bpc"],
                              "distinct_2": r["distinct_2"], "mean_nfe": r["mean_nfe"]})
                 print(json.dumps(rows[-1]), flush=True)
@@ -68,7 +72,7 @@ def plot(rows: list[dict], out) -> None:
     axes[0].set_ylabel("word share (target >= 0.95 at B = 8)")
     axes[1].set_ylabel("generative bits/char (real text about 0.99)")
     for ax in axes:
-        ax.set_xlabel("characters of this stage's training (millions)")
+        ax.set_xlabel("characters of training since the B = 2 model (millions)")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.suptitle("Block diffusion without verification, against training")

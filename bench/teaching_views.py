@@ -1,7 +1,8 @@
 """What the teaching views cost a visitor: a real `python app.py` server and Debian's Chromium.
 
 1. First state in the browser with the model's guesses on: click Generate, then a MutationObserver
-   waits for the canvas to show masks (median of several clicks, each on a fresh page).
+   waits for the canvas to show masks: the first click after the server started, and the median of
+   several more, each on a fresh page.
 2. A 256-step run of the full-sequence model with every view on (guesses shown, no early reveals,
    so all 256 steps): the page's size (its HTML, characters) and the JavaScript heap before and
    after, and the heatmap's size.
@@ -59,8 +60,10 @@ def _fill_number(page, elem_id: str, value) -> None:
 
 
 def first_state(browser, url: str, clicks: int) -> list[float]:
+    """Seconds from the click to the first frame, for the first click after the server started and
+    `clicks` more (each on a fresh page)."""
     times = []
-    for _ in range(clicks + 1):                        # the first click is a warm-up
+    for _ in range(clicks + 1):
         page = browser.new_page()
         page.goto(url, wait_until="load")
         page.locator("#mdl-prompt textarea").fill(PROMPTS[0])
@@ -69,7 +72,7 @@ def first_state(browser, url: str, clicks: int) -> list[float]:
         times.append(page.evaluate(FIRST_STATE_JS) / 1000)
         page.locator("#mdl-status", has_text="Done").wait_for(timeout=120_000)
         page.close()
-    return times[1:]
+    return times
 
 
 def long_run(browser, url: str, rewinds: int) -> dict:
@@ -130,7 +133,8 @@ def main():
                                              headless=True)   # gc(): the heap measured without garbage
                 try:
                     first = first_state(browser, server.url, args.clicks)
-                    result.update(first_state_browser_s=first, first_state_browser_median_s=statistics.median(first))
+                    result.update(first_state_browser_s=first[1:], first_state_browser_median_s=statistics.median(first[1:]),
+                                  first_click_after_start_s=first[0])
                     result["run_256_steps"] = long_run(browser, full.url, args.rewinds)
                 finally:
                     browser.close()

@@ -48,7 +48,8 @@ def main(argv=None) -> None:
         for block in args.blocks:
             for name, cfg in settings(block).items():
                 r = sample_eval(ck, known, cfg, n=args.n, ar=ar)
-                rows.append({"checkpoint": path, "step": training["step"], "characters": training["tokens"] + float(before or 0) * 1e6,
+                seen = training["tokens"] + float(before or 0) * 1e6
+                rows.append({"checkpoint": path, "step": training["step"], "characters": seen,
                              "setting": name, "word_share": r["word_share"], "gen_bpc": r["gen_bpc"],
                              "distinct_2": r["distinct_2"], "mean_nfe": r["mean_nfe"]})
                 print(json.dumps(rows[-1]), flush=True)

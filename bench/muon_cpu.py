@@ -16,7 +16,8 @@ from torch.optim import _muon
 
 from microdllm.config import get_preset
 from microdllm.model import Transformer
-from microdllm.train import TrainConfig, build_optimizers
+from microdllm.optim import build_optimizers
+from microdllm.train import TrainConfig
 
 
 def step_seconds(model, optimizer) -> float:

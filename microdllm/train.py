@@ -7,7 +7,6 @@ resuming at step k replays exactly what an uninterrupted run would have done.
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -34,14 +33,16 @@ from .diffusion import (
 )
 from .evaluate import evaluate, headline_metric
 from .model import Transformer
+from .optim import OPTIMIZERS, build_optimizers, lr_factor
 from .plots import Curve, plot_curves
+from .progress import Progress
 from .tokenizer import CharTokenizer
+from .training_state import load_training_state, save_training_state
 
 STATE_NAME = ckpt.STATE_JSON
 LOG_NAME = "metrics.jsonl"
 CURVE_NAME = "loss_curve.png"
 LOSSES = ("masked_ce", "elbo")          # masked_ce: the original's mean masked cross-entropy
-OPTIMIZERS = ("adamw", "muon")
 
 
 class TrainingError(RuntimeError):
@@ -132,79 +133,8 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device("cpu")
 
 
-def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:
-    """Linear warmup to 1, then cosine decay to min_ratio at `total`."""
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-
-
-def _orthogonalise_in_float32_on_cpu():
-    """torch.optim.Muon orthogonalises each update by Newton-Schulz in bfloat16, which a CPU without
-    bfloat16 matrix units runs ~27x slower than float32 (docs/performance.md: it was 3/4 of a training
-    step here). On the CPU, run the very same iteration in float32; elsewhere leave torch's alone."""
-    from torch.optim import _muon
-
-    original = getattr(_muon._zeropower_via_newtonschulz, "__wrapped__", _muon._zeropower_via_newtonschulz)
-
-    def zeropower(grad, ns_coefficients, ns_steps, eps):
-        if grad.device.type != "cpu":
-            return original(grad, ns_coefficients, ns_steps, eps)
-        a, b, c = ns_coefficients
-        x = grad.float()
-        x = x.T if grad.size(0) > grad.size(1) else x
-        x = x / x.norm().clamp(min=eps)
-        for _ in range(ns_steps):
-            gram = x @ x.T
-            x = torch.addmm(x, torch.addmm(gram, gram, gram, beta=b, alpha=c), x, beta=a)
-        return x.T if grad.size(0) > grad.size(1) else x
-
-    zeropower.__wrapped__ = original
-    _muon._zeropower_via_newtonschulz = zeropower
-
-
-def build_optimizers(model: Transformer, cfg: TrainConfig) -> list[torch.optim.Optimizer]:
-    """AdamW for all; or Muon on the 2-D hidden weights (blocks) and AdamW on embeddings and head."""
-    if cfg.optimizer == "adamw":
-        return [torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95))]
-    if cfg.optimizer == "muon":
-        _orthogonalise_in_float32_on_cpu()
-        hidden = [p for n, p in model.named_parameters() if n.startswith("blocks.") and p.ndim == 2]
-        other = [p for n, p in model.named_parameters() if not (n.startswith("blocks.") and p.ndim == 2)]
-        return [torch.optim.Muon(hidden, lr=cfg.muon_lr, weight_decay=cfg.weight_decay),
-                torch.optim.AdamW(other, lr=cfg.lr, weight_decay=0.0, betas=(0.9, 0.95))]
-    raise ValueError(f"unknown optimizer {cfg.optimizer!r}; choose {' or '.join(OPTIMIZERS)}")
-
-
 def step_generator(seed: int, rank: int, step: int) -> torch.Generator:
     return torch.Generator().manual_seed((seed * 1_000_003 + rank * 7_919 + step) % (2**63))
-
-
-class Progress:
-    """A tqdm bar showing the loss and tokens per second (refreshed at most once a second), or nothing."""
-
-    def __init__(self, show: bool, total: int, initial: int, tokens_per_step: int):
-        self.bar = None
-        if show:
-            from tqdm import tqdm
-            self.bar = tqdm(total=total, initial=initial, dynamic_ncols=True, unit="it")
-        self.total, self.tokens_per_step = total, tokens_per_step
-        self.last_t, self.last_step = time.perf_counter(), initial
-
-    def update(self, step: int, loss: torch.Tensor):
-        if self.bar is None:
-            return
-        now = time.perf_counter()
-        if now - self.last_t > 1.0 or step == self.total:
-            tps = (step - self.last_step) * self.tokens_per_step / (now - self.last_t)
-            self.last_t, self.last_step = now, step
-            self.bar.set_postfix(loss=f"{loss.item():.3f}", tok_s=f"{tps:,.0f}")
-        self.bar.update(1)
-
-    def close(self):
-        if self.bar is not None:
-            self.bar.close()
 
 
 class Trainer:
@@ -329,7 +259,7 @@ class Trainer:
             self.model.load_state_dict(weights)
         except RuntimeError as e:
             raise TrainingError(f"{directory / ckpt.WEIGHTS_NAME}: does not match the model: {e}") from e
-        info, rng = ckpt.load_training_state(directory, self.optimizers)
+        info, rng = load_training_state(directory, self.optimizers)
         weights_step = ckpt.read_config(directory).get("training", {}).get("step")
         if weights_step != info["step"]:
             raise TrainingError(f"{directory}: weights are from step {weights_step} but the optimiser state "
@@ -350,7 +280,7 @@ class Trainer:
         # Weights + config first, then the optimiser state: each file is replaced atomically, and
         # resuming checks that the weights and the state are from the same step.
         ckpt.save_checkpoint(self.out, self.model, self.tokenizer, self.cfg.schedule, training)
-        ckpt.save_training_state(self.out, self.optimizers, torch.get_rng_state(),
+        save_training_state(self.out, self.optimizers, torch.get_rng_state(),
                                  {"step": self.step, "history": self.history, "elapsed": self.elapsed_now(),
                                   "config": asdict(self.cfg)})
         self._plot()

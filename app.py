@@ -15,6 +15,7 @@ Environment
     MICRODLLM_MAX_PARAMETERS / _LAYERS / _WIDTH / _CONTEXT / _FILE_MB   the largest checkpoint the app
                            loads (50000000 / 12 / 1024 / 1024 / 250), checked before anything is allocated
     MICRODLLM_QUEUE_SIZE   runs that may wait in the queue (32); beyond, a visitor is told the app is busy
+    MICRODLLM_RUN_TTL_S    seconds a session's run (rewind, export, a paused run) is kept unused (1800)
     GRADIO_SERVER_NAME / GRADIO_SERVER_PORT   where to serve (127.0.0.1:7860)
 
 The app itself lives in `microdllm/ui/` (one module a tab, see its __init__); this file starts it
@@ -38,10 +39,10 @@ from microdllm.ui.describe import attention_html, model_choices, model_note
 from microdllm.ui.drive import BROWSER_JS
 from microdllm.ui.export import EXPORT_FRAMES, export_trace
 from microdllm.ui.forward_tab import FORWARD_SENTENCE, ForwardDraw, forward_predictions, forward_process, forward_views
-from microdllm.ui.generate_tab import EXAMPLES, generate
+from microdllm.ui.generate_tab import EXAMPLES, generate, warm_up
 from microdllm.ui.messages import info, log, warn
 from microdllm.ui.model_tab import FIGURES, load_model, model_info
-from microdllm.ui.session import Run, after_run, replay, rewind, show_guesses
+from microdllm.ui.session import Run, after_run, replay, rewind, show_guesses, start_sweeping
 from microdllm.ui.settings import AR_SOURCE, CONCURRENCY, STORE
 from microdllm.ui.wiring import inputs_for
 
@@ -57,6 +58,8 @@ def main() -> None:
     threads = int(os.environ.get("MICRODLLM_THREADS") or 0) or default_threads(CONCURRENCY)
     torch.set_num_threads(threads)
     demo = build_demo()
+    warm_up()                  # the first visitor's click then costs what every later one does
+    start_sweeping()           # let go of runs left paused (RUN_TTL_S)
     # Gradio reads GRADIO_SERVER_NAME / GRADIO_SERVER_PORT (default 127.0.0.1, 7860) itself.
     # show_error: a value Gradio itself refuses (a string for a number, NaN for an integer) reaches the
     # visitor as Gradio's one-line reason instead of a blank error; the app's own errors are messages anyway.

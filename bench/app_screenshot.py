@@ -1,9 +1,14 @@
-"""The README's picture of the teaching views: a real server, Debian's Chromium, one scripted visit.
+"""The README's pictures of the app: a real server, Debian's Chromium, one scripted visit each.
 
-The full-sequence model writes a story in 24 steps; the visitor turns the guesses on, rewinds to
-step 8 and hovers a written character. Saves the page's Generate tab as docs/teaching_views.png.
+Teaching views: the full-sequence model writes a story in 24 steps; the visitor turns the guesses on,
+rewinds to step 8 and hovers a written character. Saves the Generate tab as docs/teaching_views.png.
+
+Driving by hand (`--drive`): the full-sequence model writes in 64 steps; the visitor holds the run,
+steps it twice, marks two masks and reveals them (the strategy's own picks outlined), then clicks a
+written character for its chart. Saves docs/drive_by_hand.png.
 
     python -m bench.app_screenshot [--out docs/teaching_views.png]     # from the repository root
+    python -m bench.app_screenshot --drive [--out docs/drive_by_hand.png]
 """
 from __future__ import annotations
 
@@ -23,9 +28,11 @@ PROMPT = "Once upon a time, there was a little girl named Lily."
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--out", default="docs/teaching_views.png")
+    p.add_argument("--out")
     p.add_argument("--step", type=int, default=8)
+    p.add_argument("--drive", action="store_true", help="the picture of driving a run by hand")
     args = p.parse_args()
+    args.out = args.out or ("docs/drive_by_hand.png" if args.drive else "docs/teaching_views.png")
     from playwright.sync_api import sync_playwright
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -37,6 +44,10 @@ def main():
                 page = browser.new_page(viewport={"width": 1400, "height": 1450}, device_scale_factor=1)
                 page.goto(server.url, wait_until="load")
                 page.locator("#mdl-prompt textarea").fill(PROMPT)
+                if args.drive:
+                    drive(page, args.out)
+                    browser.close()
+                    return
                 for elem_id, value in (("mdl-steps", 24), ("mdl-threshold", 1), ("mdl-polish", 0)):
                     _fill_number(page, elem_id, value)
                 page.locator("#mdl-generate").click()
@@ -52,6 +63,30 @@ def main():
         finally:
             server.stop()
     print(f"wrote {args.out}")
+
+
+def drive(page, out: str) -> None:
+    for elem_id, value in (("mdl-steps", 64), ("mdl-threshold", 1), ("mdl-polish", 0)):   # slow motion: 40 ms
+        _fill_number(page, elem_id, value)
+    page.locator("#mdl-generate").click()
+    page.locator("#mdl-canvas .mdl-canvas .mdl-mask").first.wait_for(timeout=60_000)
+    page.wait_for_timeout(300)
+    page.locator("#mdl-hold").click()
+    page.locator("#mdl-status", has_text="Paused").wait_for(timeout=10_000)
+    for _ in range(2):
+        page.locator("#mdl-next").click()
+        page.wait_for_timeout(400)
+    masks = page.locator("#mdl-canvas .mdl-canvas .mdl-mask[data-pos]")
+    masks.nth(3).click()
+    masks.nth(20).click()
+    page.wait_for_function("() => document.querySelector('#mdl-marks input, #mdl-marks textarea').value.includes(',')")
+    page.locator("#mdl-reveal").click()
+    page.locator("#mdl-status", has_text="you revealed").wait_for(timeout=10_000)
+    page.locator("#mdl-canvas .mdl-canvas [data-pos]:not(.mdl-prompt):not(.mdl-mask)").nth(1).click()
+    page.locator("#mdl-trajectory svg .mdl-tpoint").first.wait_for(timeout=10_000)
+    page.wait_for_timeout(500)
+    page.screenshot(path=out, full_page=True)
+    print(page.locator("#mdl-status").inner_text())
 
 
 if __name__ == "__main__":

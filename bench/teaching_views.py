@@ -11,6 +11,7 @@
    pickled size and the memory they hold (tracemalloc), for the same 256-step run.
 
     python -m bench.teaching_views [--json docs/teaching_views.json]      # from the repository root
+    python -m bench.teaching_views --first-state-only                     # part 1 alone
 
 Wall times depend on the machine. Never a test assertion.
 """
@@ -117,17 +118,20 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--clicks", type=int, default=5)
     p.add_argument("--rewinds", type=int, default=5)
+    p.add_argument("--first-state-only", action="store_true", help="part 1 alone (a minute, not ten)")
     p.add_argument("--json")
     args = p.parse_args()
     from playwright.sync_api import sync_playwright
 
-    result = {"server_side": server_side_states()}
+    result = {} if args.first_state_only else {"server_side": server_side_states()}
     with tempfile.TemporaryDirectory() as tmp:
         server = AppServer(Path(tmp) / "app.log", MICRODLLM_THREADS="")
-        full = AppServer(Path(tmp) / "full.log", MICRODLLM_THREADS="", MICRODLLM_CHECKPOINT=FULL)
+        full = None if args.first_state_only else AppServer(Path(tmp) / "full.log", MICRODLLM_THREADS="",
+                                                            MICRODLLM_CHECKPOINT=FULL)
         try:
             server.wait()
-            full.wait()
+            if full:
+                full.wait()
             with sync_playwright() as pw:
                 browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + ["--js-flags=--expose-gc"],
                                              headless=True)   # gc(): the heap measured without garbage
@@ -135,12 +139,14 @@ def main():
                     first = first_state(browser, server.url, args.clicks)
                     result.update(first_state_browser_s=first[1:], first_state_browser_median_s=statistics.median(first[1:]),
                                   first_click_after_start_s=first[0])
-                    result["run_256_steps"] = long_run(browser, full.url, args.rewinds)
+                    if not args.first_state_only:
+                        result["run_256_steps"] = long_run(browser, full.url, args.rewinds)
                 finally:
                     browser.close()
         finally:
             server.stop()
-            full.stop()
+            if full:
+                full.stop()
     result["cpus"] = os.cpu_count()
     print(json.dumps(result, indent=2))
     if args.json:

@@ -199,7 +199,7 @@ def test_the_class_drives_the_run(page):
     page.locator("#mdl-generate").click()
     page.locator("#mdl-canvas .mdl-canvas .mdl-mask").first.wait_for(timeout=30_000)
     page.locator("#mdl-hold").click()
-    page.locator("#mdl-status", has_text="Paused").wait_for(timeout=10_000)
+    page.locator("#mdl-status", has_text="Paused").wait_for(timeout=30_000)   # the frame in progress, on a busy host
     step, nfe = _step(page), int(re.search(r"(\d+) model evaluation", _status(page)).group(1))
     for k in range(1, 4):                          # Next step, Next step, then the → key
         if k < 3:

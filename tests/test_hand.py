@@ -10,6 +10,7 @@ from helpers import tiny_model
 
 import app
 from microdllm import history, render
+from microdllm.checkpoint import BUNDLED_DIFFUSION_DIR, BUNDLED_LARGE_BLOCK_DIR
 from microdllm.sampling import DenoiseState, SamplerConfig, SamplingError, denoise
 from microdllm.ui import hand, settings
 
@@ -42,7 +43,11 @@ def uninterrupted(**kw) -> list[DenoiseState]:
     return session.states
 
 
-@pytest.mark.parametrize("sampled", [dict(temperature=0), dict(temperature=0.9, seed=7)], ids=["greedy", "sampled"])
+@pytest.mark.parametrize("sampled", [
+    dict(temperature=0), dict(temperature=0.9, seed=7),
+    dict(temperature=0.9, seed=3, model_key=str(BUNDLED_LARGE_BLOCK_DIR), writing="verify"),
+    dict(temperature=0, model_key=str(BUNDLED_DIFFUSION_DIR), steps=12)],
+    ids=["greedy", "sampled", "draft-and-verify", "full-sequence"])
 def test_stepping_by_hand_gives_the_states_of_an_uninterrupted_run(notes, sampled):
     session = held_after(3, **sampled)
     for k in range(3):
@@ -59,6 +64,17 @@ def test_stepping_by_hand_gives_the_states_of_an_uninterrupted_run(notes, sample
     assert not notes["warning"]
 
 
+def test_a_draft_and_verify_run_refuses_a_reveal_by_hand_and_an_edit_behind_its_cursor(notes):
+    session = held_after(2, model_key=str(BUNDLED_LARGE_BLOCK_DIR), writing="verify", temperature=0)
+    at = len(session.states) - 1
+    cursor = session.states[-1].masked.index(True)
+    status = hand.reveal(str(cursor + 1), "", at, session)[STATUS]
+    assert "drafts and checks at its cursor" in status and "\n" not in status.strip()
+    status = hand.edit(cursor - 1, "x", at, session)[STATUS]
+    assert f"its cursor is at position {cursor}" in status
+    assert session.live is not None                     # still paused, still there to continue
+
+
 def test_nothing_to_drive_says_so_in_one_line(notes):
     assert hand.next_step(None)[STATUS].startswith("⚠️ Nothing to drive yet")
     done = app.Run()
@@ -69,6 +85,41 @@ def test_nothing_to_drive_says_so_in_one_line(notes):
     session = held_after(2)
     session.used -= settings.RUN_TTL_S + 1          # a visitor who paused and left: the run is let go
     assert "let go" in hand.next_step(session)[STATUS] and session.live is None and not session.states
+
+
+def test_a_visitor_who_leaves_frees_the_paused_run_at_once(notes):
+    from types import SimpleNamespace
+
+    from microdllm.ui import session as sessions
+    visitor = SimpleNamespace(session_hash="tab-1")
+    run = app.Run()
+    frames = app.generate(PROMPT, run=run, request=visitor, **SMALL)
+    next(frames)
+    run.hold = True
+    list(frames)
+    live = run.live
+    assert live is not None and sessions.SESSIONS["tab-1"] is run
+    sessions.let_go(SimpleNamespace(session_hash="someone-else"))      # another tab's unload: nothing here
+    assert run.live is live and run.states
+    sessions.let_go(visitor)
+    assert run.live is None and not run.states and run.original is None and "tab-1" not in sessions.SESSIONS
+    with pytest.raises(StopIteration):
+        next(live)                                                       # the paused generator is closed
+    assert "let go (the visitor left)" in hand.next_step(run)[STATUS]
+
+
+def test_a_run_left_paused_is_let_go_when_unused_for_its_time_to_live(notes):
+    from types import SimpleNamespace
+
+    from microdllm.ui import session as sessions
+    walked_away, busy = held_after(2), held_after(2)
+    sessions.remember(walked_away, SimpleNamespace(session_hash="tab-2"))
+    sessions.remember(busy, SimpleNamespace(session_hash="tab-3"))
+    walked_away.used -= settings.RUN_TTL_S + 1
+    assert sessions.sweep() == 1
+    assert walked_away.live is None and not walked_away.states and "tab-2" not in sessions.SESSIONS
+    assert busy.live is not None and sessions.SESSIONS["tab-3"] is busy
+    assert "unused for" in hand.next_step(walked_away)[STATUS]
 
 
 def test_a_reveal_by_hand_is_denoise_from_the_state_with_that_reveal(notes):

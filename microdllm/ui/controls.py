@@ -13,9 +13,9 @@ REMASKING_INFO = ("which masked characters to reveal each step: the most confide
 CONTROLS_FOR_MODEL = ("gen_len", "fwd_t", "steps", "remasking", "threshold", "polish", "block_len", "model_note",
                       "attention", "temperature", "top_p", "writing", "cmp_modes")
 MAX_STEPS_SLIDER = 256   # the steps slider's range (a block model's: its block size B, see steps_range)
-WRITING_INFO = ("how the network writes: denoising each block from masks; drafting a block at once and checking it "
-                "with its own left-to-right half (the text that half writes, a block per evaluation when the draft "
-                "is right); or with that half alone, one character an evaluation")
+WRITING_INFO = ("how the network writes: denoising each block from masks; drafting a few characters at once and "
+                "checking them with its own left-to-right half (the text that half writes, several characters an "
+                "evaluation when the draft is right); or with that half alone, one character an evaluation")
 
 
 def steps_range(model_config) -> tuple[int, int, str]:

@@ -12,7 +12,7 @@ from .forward_tab import forward_tab
 from .generate_tab import EXAMPLES, generate_tab, wire_steps_range
 from .messages import notice_md
 from .model_tab import model_tab
-from .session import Run
+from .session import Run, let_go
 
 INTRO = """# micro-dLLM: watch a diffusion language model write
 It does not write one character after another. It starts from a row of masks `_ _ _` and, step by step,
@@ -20,14 +20,14 @@ fills in the characters it chooses to commit, until the story is complete: the d
 block by block ([BD3-LM](https://arxiv.org/abs/2503.09573), converted from a left-to-right model), the
 full-sequence model everywhere at once ([MDLM](https://arxiv.org/abs/2406.07524) /
 [LLaDA](https://arxiv.org/abs/2502.09992)). A block model whose clean half reads left to right writes
-either by denoising blocks of B characters, or by drafting a block at once and checking it with its own
-left-to-right half ([TiDAR](https://arxiv.org/abs/2511.08923)-style draft and verify). Small
+either by denoising blocks of B characters, or by drafting a few characters at once and checking them
+with its own left-to-right half ([TiDAR](https://arxiv.org/abs/2511.08923)-style draft and verify). Small
 character-level models trained on TinyStories."""
 
 
 def _drop(run) -> None:
     if isinstance(run, Run):
-        run.drop()
+        run.forget("Gradio deleted the session")
 
 
 def build_demo(checkpoint_source: str | None = None) -> gr.Blocks:
@@ -39,9 +39,9 @@ def build_demo(checkpoint_source: str | None = None) -> gr.Blocks:
     store.default_key, store.startup_notice = key, notice
     with gr.Blocks(title="micro-dLLM: watch a diffusion LM write", delete_cache=(3600, 3600)) as demo:
         model_key = gr.State(key)   # the session's model, and its last run (rewind, branch, export)
-        # a callable: a new Run for each session (Gradio calls it); a run untouched for RUN_TTL_S is dropped
-        # (and a held run's generator is closed with it)
-        run = gr.State(lambda: Run(), time_to_live=settings.RUN_TTL_S, delete_callback=_drop)
+        # a callable: a new Run for each session (Gradio calls it), let go when unused for RUN_TTL_S or when
+        # the visitor leaves (session.py: sweep, let_go), a held run's generator closed with it
+        run = gr.State(lambda: Run(), delete_callback=_drop)
         gr.Markdown(INTRO)
         notice_box = notice_md(notice)
         with gr.Tabs():
@@ -50,6 +50,7 @@ def build_demo(checkpoint_source: str | None = None) -> gr.Blocks:
                      "cmp_modes": compare_tab(ck, model_key, EXAMPLES[0][0])}
             loads = model_tab(demo, ck, model_key, notice_box, selector, [knobs[name] for name in CONTROLS_FOR_MODEL])
         wire_steps_range(demo, model_key, controls["steps"], loads)
+        demo.unload(let_go)
     # A full queue refuses new runs at once: the browser shows "This application is currently busy.
     # Please try again.", gradio_client raises QueueError. A stopped run or a closed tab frees its slot
     # after the frame in progress (Gradio closes the generator; generate closes the sampler in `finally`).

@@ -33,8 +33,9 @@ def model_note(model_config) -> str:
     """One line under the model selector: how this model writes, and what it cannot do."""
     kind, block = model_config.kind, model_config.attn_block
     if len(writing_modes(model_config)) > 1:
-        return (f"Writes blocks of {block} characters left to right. By default it drafts a block at once and "
-                "checks the draft with its own left-to-right half, which keeps the draft up to its first "
+        return (f"Writes blocks of {block} characters left to right. By default it drafts a few characters at "
+                "once (a window of 6 inside the block) and checks the draft with its own left-to-right half, "
+                "which keeps the draft up to its first "
                 "disagreement and adds a character of its own (the text that half would write, in fewer "
                 "evaluations); it can also denoise each block from masks (steps are per block), or write with "
                 "that half alone (Writing, below). It cannot fill in blanks.")

@@ -19,7 +19,7 @@ from .describe import attention_html, model_choices, model_note
 from .drive import drive_views, wire_drive
 from .export import export_trace
 from .messages import info, log, tell, warn
-from .session import Run, after_run, pause, replay, rewind, show_guesses, stream
+from .session import Run, after_run, pause, remember, replay, rewind, show_guesses, stream
 from .wiring import inputs_for
 
 EXAMPLES = [
@@ -35,7 +35,8 @@ def generate(prompt, mode="continue", gen_len=DEFAULT.gen_len, steps=DEFAULT.ste
              temperature=DEFAULT.temperature, remasking=DEFAULT.remasking, remask_ratio=DEFAULT.remask_ratio,
              top_k=DEFAULT.top_k, top_p=DEFAULT.top_p, block_len=0, threshold=DEFAULT.threshold,
              reveal_schedule=DEFAULT.reveal_schedule, seed=DEFAULT.seed, drop_unknown=True, delay_ms=0,
-             model_key="", polish=DEFAULT.polish, ghost=False, run=None, at=None, writing="denoise"):
+             model_key="", polish=DEFAULT.polish, ghost=False, run=None, at=None, writing="denoise",
+             request: gr.Request = None):
     """Stream the sampler: yields (canvas HTML, chart SVG, rewind slider, heatmap, status, final text)
     once per state. at: branch from the state `at` of the session's last run (`run`) instead. writing:
     how the network writes (SamplerConfig.mode: "denoise", or for a block model with a causal clean
@@ -51,6 +52,7 @@ def generate(prompt, mode="continue", gen_len=DEFAULT.gen_len, steps=DEFAULT.ste
         return keep, keep, keep, keep, f"⚠️ {message}", keep
 
     run, it = (run if run is not None else Run()), None
+    remember(run, request)
     try:
         key, ck, notice = settings.STORE.load(model_key)
         if notice:
@@ -82,6 +84,14 @@ def generate(prompt, mode="continue", gen_len=DEFAULT.gen_len, steps=DEFAULT.ste
     finally:
         if it is not None and run.live is not it:   # a held run keeps its generator (hand.py)
             it.close()
+
+
+def warm_up() -> None:
+    """One short run through the whole path of a click (the default model, the sampler, every view of a
+    frame, guesses on) before the first visitor: it pays torch's and the renderers' first-call costs, which
+    the first click after start-up otherwise paid (docs/performance.md, the first state in the browser)."""
+    for _ in generate(EXAMPLES[0][0], gen_len=8, ghost=True):
+        pass
 
 
 def _branch(run: Run, ck, cfg, at):

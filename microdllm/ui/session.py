@@ -4,20 +4,26 @@ without the model (rewind, replay, the ghost toggle).
 `Run` lives in a gr.State: Generate and Branch fill it (`stream`), the other events only read it.
 A run paused by Hold keeps its live `denoise` generator (`Run.live`): Next step pulls one more state
 from it, Continue streams the rest (hand.py). A paused generator holds no thread and no queue slot;
-the session's `Run` (and with it the generator) is dropped RUN_TTL_S after it was last used or when
-the visitor leaves. Memory per session: at most MAX_TRACE states for the run and MAX_TRACE for the
-original run an edit or a reveal by hand branched from (each state: a few tuples of the canvas length).
+the session's `Run` (and with it the generator) is let go RUN_TTL_S after it was last used (`sweep`,
+every SWEEP_S and at every new run: a visitor who paused and walked away with the tab open), or as
+soon as the visitor closes or reloads the tab (`let_go`, on the page's unload). Gradio's own clean-up
+does not reach it: a gr.State's time to live starts only when an event returns the state, and this
+one is changed in place; a closed session's state would be kept for an hour. Memory per session: at
+most MAX_TRACE states for the run and MAX_TRACE for the original run an edit or a reveal by hand
+branched from (each state: a few tuples of the canvas length).
 """
 from __future__ import annotations
 
+import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 
 import gradio as gr
 
 from .. import history, render
 from . import settings
-from .messages import warn
+from .messages import log, warn
 
 
 def pause(delay_ms) -> float:
@@ -40,12 +46,20 @@ class Run:
     source: tuple | None = None   # (model key, SamplerConfig) the run was written with: edits continue so
     original: list | None = None  # the states of the run before its first edit or reveal by hand
     used: float = field(default_factory=time.monotonic)   # last use (a paused run expires RUN_TTL_S after)
+    gone: str = ""                # why the run was let go (`forget`), until the next one starts
 
     def drop(self) -> None:
         """Let go of the paused generator (a new run, an expired one, a session that ended)."""
         live, self.live = self.live, None
         if live is not None:
             live.close()
+
+    def forget(self, why: str) -> None:
+        """Let go of everything the run holds (its session ended): the generator, the states, the original."""
+        held = len(self.states) + len(self.original or ())
+        self.drop()
+        self.states, self.original, self.source, self.gone = [], None, None, why
+        log.info("let go of a session's run (%s): %d states", why, held)
 
     def index(self, at) -> int:
         """A step the slider (or an API caller) names, clamped to the run's states."""
@@ -75,19 +89,62 @@ class Run:
         return render.heatmap_svg(self.states, current=None if index is None else self.states[index].step)
 
 
+SESSIONS: "weakref.WeakValueDictionary[str, Run]" = weakref.WeakValueDictionary()   # session hash -> its Run
+
+
+SWEEP_S = 10
+
+
+def remember(run: Run, request) -> None:
+    """Note whose run this is, so that `let_go` and `sweep` find it (no request: a direct call)."""
+    sweep()
+    session = getattr(request, "session_hash", None)
+    if session:
+        SESSIONS[session] = run
+
+
+def sweep(now: float | None = None) -> int:
+    """Let go of every run not written or driven for RUN_TTL_S; returns how many."""
+    now = time.monotonic() if now is None else now
+    expired = [(key, run) for key, run in list(SESSIONS.items())
+               if not run.running and now - run.used > settings.RUN_TTL_S]
+    for key, run in expired:
+        SESSIONS.pop(key, None)
+        run.forget(f"unused for {settings.RUN_TTL_S:g} s")
+    return len(expired)
+
+
+def start_sweeping() -> threading.Thread:
+    """`sweep` every SWEEP_S in a daemon thread, for as long as the app runs (app.py's main)."""
+    def forever():
+        while True:
+            time.sleep(SWEEP_S)
+            sweep()
+    thread = threading.Thread(target=forever, name="microdllm-sweep", daemon=True)
+    thread.start()
+    return thread
+
+
+def let_go(request: gr.Request) -> None:
+    """The page's unload (the visitor closed or reloaded the tab): free the session's run at once."""
+    run = SESSIONS.pop(getattr(request, "session_hash", None) or "", None)
+    if run is not None:
+        run.forget("the visitor left")
+
+
 def stream(run: Run, states, kept: list, delay: float):
     """Record each state in the session's run and yield its frame (only the slider while rewound). A
     newer run of the same session (another Generate or Branch) takes the run over: this one stops."""
     me = run.owner = object()
     if run.live is not states:
         run.drop()
-    run.live, run.hold = None, False
+    run.live, run.hold, run.gone = None, False, ""
     run.states, run.pinned, run.running, run.used = list(kept), None, True, time.monotonic()
     try:
         yield from _frames(run, states, delay, me)
     finally:
         if run.owner is me:
-            run.running = False
+            run.running, run.used = False, time.monotonic()
 
 
 def _frames(run: Run, states, delay: float, me):

@@ -19,7 +19,8 @@ PUBLIC = public_mode()   # MICRODLLM_PUBLIC, default on when SPACE_ID is set (a 
 LIMITS = load_limits()   # MICRODLLM_MAX_PARAMETERS / _LAYERS / _WIDTH / _CONTEXT / _FILE_MB
 QUEUE_SIZE = int(os.environ.get("MICRODLLM_QUEUE_SIZE") or 32)   # runs waiting beyond the two running
 MAX_TRACE = MAX_STEPS + MAX_POLISH + 2
-RUN_TTL_S = 1800         # a session's last run (for rewind, branch, export) is kept this long after it changed
+RUN_TTL_S = float(os.environ.get("MICRODLLM_RUN_TTL_S") or 1800)   # a session's run (rewind, branch, export,
+                                                                   # a paused run) is kept this long at most
 AR_SOURCE = os.environ.get("MICRODLLM_AR_CHECKPOINT", str(BUNDLED_AR_DIR))
 
 # Loaded once, shared by all sessions; each session remembers which model it uses (a key).

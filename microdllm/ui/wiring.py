@@ -10,7 +10,7 @@ def inputs_for(fn, controls: dict) -> list:
     The API's parameter names are fn's; a control without a parameter, or a parameter without a
     control, is a wiring mistake and raises here, when the demo is built.
     """
-    names = list(inspect.signature(fn).parameters)
+    names = [n for n in inspect.signature(fn).parameters if n != "request"]   # gr.Request: Gradio passes it
     missing, extra = [n for n in names if n not in controls], [n for n in controls if n not in names]
     if missing or extra:
         raise TypeError(f"{fn.__name__}: parameters without a control: {missing}; controls without a parameter: "

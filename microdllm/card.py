@@ -30,9 +30,10 @@ KIND_INTROS = {
 
 # A block model whose clean half is causal holds an autoregressive model too (model.py, clean_causal).
 CLEAN_CAUSAL_INTRO = (" Its clean half reads the text causally, so the same network is also an autoregressive "
-                      "model: by default it drafts a block of {B} characters at once and checks the draft with "
-                      "that half, keeping the agreeing part (draft and verify); it can also write by denoising "
-                      "blocks, or left to right with that half alone.")
+                      "model: by default it drafts a few characters at once (windows of 6 inside the block of "
+                      "{B}, one window for every way a check can end) and checks each draft with that half, "
+                      "keeping the agreeing part (draft and verify); it can also write by denoising blocks, or "
+                      "left to right with that half alone.")
 
 
 def kind_intro(model_config) -> str:
@@ -47,8 +48,8 @@ def kind_label(model_config) -> str:
     """What a model is, in a few words: 'block diffusion, blocks of 4', 'full-sequence diffusion', ..."""
     kind = model_config.kind
     if kind == "block diffusion" and getattr(model_config, "clean_causal", False):
-        return (f"block diffusion, blocks of {model_config.attn_block}, with a causal clean half (drafts a block, "
-                f"checks it left to right)")
+        return (f"block diffusion, blocks of {model_config.attn_block}, with a causal clean half (drafts a few "
+                f"characters, checks it left to right)")
     if kind == "block diffusion":
         return f"block diffusion, blocks of {model_config.attn_block} (block by block, left to right)"
     return "full-sequence diffusion (all at once; fills in blanks)" if kind == "diffusion" else \

@@ -30,6 +30,9 @@ def _add_sampler_args(p):
     p.add_argument("--block-len", type=int)
     p.add_argument("--threshold", type=float, help="also reveal every masked character this confident (1 = off)")
     p.add_argument("--polish", type=int, help="passes that re-read the finished draft and fix typos (0 = off)")
+    p.add_argument("--entropy-bound", type=float,
+                   help="also reveal the surest masks of a step while their entropies, less the largest, sum to at "
+                        "most this many nats (EB-sampler; off by default)")
     p.add_argument("--reveal-schedule", help="masks left after each step: cosine, linear, loglinear, or model "
                                              "(the training schedule)")
     p.add_argument("--no-lookahead", dest="lookahead", action="store_false", default=None,
@@ -45,6 +48,12 @@ def _add_sampler_args(p):
                       help="write from masks (the default, where a model's defaults do not say otherwise)")
     p.add_argument("--no-merge", dest="merge", action="store_false", default=None,
                    help="--verify: draft and check in evaluations of their own (two a round) instead of one")
+    p.add_argument("--draft-window", type=int,
+                   help="--verify: the window a draft is written in, the checked character first (default: the "
+                        "model's; --block-len overrides it)")
+    p.add_argument("--outcome-windows", type=int,
+                   help="--verify: how many of the ways a check can fail get a draft of their own in the same "
+                        "evaluation (0 = only a draft kept whole does)")
 
 
 def _add_generate(sub):
@@ -70,7 +79,8 @@ def sampler_config(args, model_config=None):
     names = {"steps": "steps", "temperature": "temperature", "remasking": "remasking", "remask_ratio": "remask_ratio",
              "gen_len": "gen_len", "seed": "seed", "top_k": "top_k", "top_p": "top_p", "block_len": "block_len",
              "threshold": "threshold", "reveal_schedule": "reveal_schedule", "polish": "polish",
-             "lookahead": "lookahead", "mode": "mode", "merge": "merge"}
+             "lookahead": "lookahead", "mode": "mode", "merge": "merge",
+             "draft_window": "draft_window", "outcome_windows": "outcome_windows", "entropy_bound": "entropy_bound"}
     given = {field: getattr(args, arg) for arg, field in names.items() if getattr(args, arg) is not None}
     knobs = switches(given.pop("threshold", cfg.threshold), given.pop("reveal_schedule", cfg.reveal_schedule))
     return cfg.replace(**given, **knobs)
@@ -186,7 +196,8 @@ def _print_sample_eval(result: dict, source: str, cfg, causal: bool = False):
     """The sample-eval metrics as a table, each target met or not, then the first samples."""
     from .quality import TARGETS
 
-    how = {"verify": f"draft and verify ({'merged' if cfg.merge else 'unmerged'})",
+    how = {"verify": f"draft and verify ({'merged' if cfg.merge else 'unmerged'}, window "
+                     f"{cfg.block_len or cfg.draft_window or 'the block'}, {cfg.outcome_windows} outcome windows)",
            "left-to-right": "left to right"}.get(cfg.mode, f"{cfg.remasking} remasking, {cfg.steps} steps")
     how = "left to right" if causal else how
     print(f"{source}: {result['n']} continuations, {how}, T={cfg.temperature}")

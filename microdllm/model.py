@@ -251,43 +251,59 @@ class Transformer(nn.Module):
         return logits
 
     @torch.inference_mode()
-    def verify_and_draft(self, clean: torch.Tensor, window: torch.Tensor, cache: KVCache) -> tuple[torch.Tensor, torch.Tensor]:
+    def verify_and_draft(self, clean: torch.Tensor, cache: KVCache,
+                         windows: list[tuple[int, torch.Tensor]] = ()) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """One evaluation of a clean-causal model with two kinds of inputs behind the cached ones (TiDAR):
 
         clean: (k,) ids read causally by the inputs at cache.length, cache.length + 1, ... (-1: the start
             vector); all of them join the cache (rewind what turns out wrong). The clean half: what the
             autoregressive model computes, there.
-        window: (W,) ids (masks, mostly) read by a block being written, whose first input sits at the
-            last clean input's position and reads the same id; it sees the clean inputs before it and
-            itself, as a block sees the blocks behind it in training.
+        windows: blocks being written, each (a, ids): ids (masks, mostly) read by inputs whose first sits
+            at clean input a's position and reads the same id; a window sees the clean inputs before a
+            and itself, as a block sees the blocks behind it in training. Several windows at different
+            a are the drafts for each way a check of the clean inputs can end.
 
-        Returns the clean inputs' logits (k, V) and the window's (W, V)."""
-        n, k, W = cache.length, clean.numel(), window.numel()
-        reads = torch.cat([clean, window]) if W else clean
+        Returns the clean inputs' logits (k, V) and each window's (W_i, V)."""
+        n, k = cache.length, clean.numel()
+        if not windows:                                      # the clean half alone: causal, as extend
+            x = self._clean_inputs(clean, n)
+            logits = self._run(x[None], n, self._mask(k, n + k, q_start=n), cache, keep=k)[0]
+            cache.length += k
+            return logits, []
+        reads = torch.cat([clean, *(ids for _, ids in windows)])
+        x = self._clean_inputs(reads, n)
+        positions = torch.cat([torch.arange(n, n + k)] + [torch.arange(n + a, n + a + ids.numel())
+                                                          for a, ids in windows]).to(self.cos.device)
+        mask = _verify_draft_mask(n, k, [(a, ids.numel()) for a, ids in windows]).to(self.cos.device)
+        logits = self._run(x[None], mask=mask, cache=cache, keep=k, positions=positions)[0]
+        cache.length += k
+        return logits[:k], list(logits[k:].split([ids.numel() for _, ids in windows]))
+
+    def _clean_inputs(self, reads: torch.Tensor, n: int) -> torch.Tensor:
+        """Embeddings of ids (-1: the start vector, which only the text's first input reads)."""
         x = self.token_emb(reads.clamp_min(0))
         if self.start is not None and n == 0:
             x = torch.where((reads < 0)[:, None], self.start, x)
-        if W:
-            positions = torch.cat([torch.arange(n, n + k), torch.arange(n + k - 1, n + k - 1 + W)]).to(self.cos.device)
-            mask = _verify_draft_mask(n, k, W).to(self.cos.device)
-            logits = self._run(x[None], mask=mask, cache=cache, keep=k, positions=positions)[0]
-        else:                                                # the clean half alone: causal, as extend
-            logits = self._run(x[None], n, self._mask(k, n + k, q_start=n), cache, keep=k)[0]
-        cache.length += k
-        return logits[:k], logits[k:]
+        return x
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
 
-def _verify_draft_mask(n: int, k: int, W: int) -> torch.Tensor:
-    """(k + W, n + k + W) for `verify_and_draft`: keys are the n cached and k new clean inputs (at
-    positions 0 .. n + k - 1), then the W window inputs. A clean query sees the clean keys up to its own
-    position; a window query sees the clean keys before the window (positions < n + k - 1) and the window."""
-    keys = torch.arange(n + k + W)
-    clean_rows = (keys[None] <= torch.arange(n, n + k)[:, None]) & (keys[None] < n + k)
-    window_rows = ((keys < n + k - 1) | (keys >= n + k)).expand(W, -1)
-    return torch.cat([clean_rows, window_rows])
+def _verify_draft_mask(n: int, k: int, windows: list[tuple[int, int]]) -> torch.Tensor:
+    """(k + sum W_i, n + k + sum W_i) for `verify_and_draft`: keys are the n cached and k new clean inputs
+    (at positions 0 .. n + k - 1), then each window's W_i inputs. A clean query sees the clean keys up to
+    its own position; the queries of a window anchored at clean input a see the clean keys before
+    position n + a and their own window."""
+    total = n + k + sum(w for _, w in windows)
+    keys = torch.arange(total)
+    rows = [(keys[None] <= torch.arange(n, n + k)[:, None]) & (keys[None] < n + k)]
+    first = n + k
+    for a, w in windows:
+        own = (keys >= first) & (keys < first + w)
+        rows.append(((keys < n + a) | own).expand(w, -1))
+        first += w
+    return torch.cat(rows)
 
 
 def attention_block(config: ModelConfig) -> int | None:

@@ -123,12 +123,31 @@ def best(remasking: str, score: torch.Tensor, k: int, allowed: torch.Tensor) -> 
     return spread_out(score, k, allowed) if remasking == "spread" else lowest(-score, k, allowed)
 
 
+def entropy_bounded(entropy: torch.Tensor, allowed: torch.Tensor, gamma: float) -> torch.Tensor:
+    """EB-sampler (Ben-Hamu et al. 2025): the lowest-entropy positions among `allowed`, as many as keep
+    their summed entropy less its largest at most gamma (nats); at least one."""
+    out = torch.zeros_like(allowed)
+    idx = allowed.nonzero().squeeze(-1)
+    if len(idx):
+        h, order = entropy[idx].sort()
+        before = h.cumsum(0) - h                          # the entropy of the ones before each, in order
+        out[idx[order[before <= gamma]]] = True
+    return out
+
+
+def predictive_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Per row, the entropy (nats) of the model's own distribution (the full softmax)."""
+    logp = logits.float().log_softmax(-1)
+    return -(logp.exp() * logp).sum(-1)
+
+
 def choose_reveal(cfg, score: torch.Tensor, p_token: torch.Tensor, masked: torch.Tensor, quota: int,
                   a_now: float, a_next: float, generator: torch.Generator,
-                  last: torch.Tensor | None = None) -> torch.Tensor:
+                  last: torch.Tensor | None = None, entropy: torch.Tensor | None = None) -> torch.Tensor:
     """Which masked positions get their proposed token this step (a revealed token is final).
 
-    The strategy's `quota` best, plus (threshold < 1) every proposal at least that probable;
+    The strategy's `quota` best, plus (threshold < 1) every proposal at least that probable, plus
+    (entropy_bound, given the positions' entropy) the set `entropy_bounded` picks;
     `none` instead reveals each masked position with MDLM's ancestral probability.
     last: positions no other position of the block reads (with `shift`, a block's last character is
     an input of the next block only). Revealing one early helps no other position and leaves them
@@ -146,6 +165,8 @@ def choose_reveal(cfg, score: torch.Tensor, p_token: torch.Tensor, masked: torch
             reveal |= last
         if cfg.threshold is not None and cfg.threshold < 1:
             reveal |= masked & (p_token >= cfg.threshold)
+        if getattr(cfg, "entropy_bound", None) is not None and entropy is not None:
+            reveal |= entropy_bounded(entropy, others if n_others else masked, cfg.entropy_bound)
     if (others & ~reveal).any():
         reveal &= ~last
     return reveal

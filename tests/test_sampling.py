@@ -305,3 +305,28 @@ def test_the_confidence_of_a_sampled_character_is_the_models_own():
     model = logits.softmax(-1)
     assert torch.allclose(p_token, model.gather(-1, tokens[:, None]).squeeze(-1))
     assert p_token[0] < 0.5 and torch.equal(score, p_token)   # top-p 0.5 keeps one token; it is not sure
+
+
+def test_entropy_bounded_takes_the_surest_while_the_rest_sum_under_gamma():
+    from microdllm.remasking import entropy_bounded
+    h = torch.tensor([0.5, 0.1, 2.0, 0.2, 0.3, 9.0])
+    allowed = torch.tensor([True, True, True, True, True, False])
+    picked = lambda gamma: entropy_bounded(h, allowed, gamma).nonzero().flatten().tolist()   # noqa: E731
+    assert picked(0.0) == [1]                          # always the surest one
+    assert picked(0.3) == [1, 3, 4]                    # 0.1 + 0.2 <= 0.3 before the third
+    assert picked(0.6) == [0, 1, 3, 4]
+    assert picked(100.0) == [0, 1, 2, 3, 4]            # never a position that is not allowed
+
+
+@pytest.mark.parametrize("block", [None, 8])
+def test_an_entropy_bound_reveals_more_a_step_and_a_huge_one_finishes_each_block_in_one(block):
+    model, tok = tiny_model(seed=3, **({"attn_block": block, "time_embedding": False} if block else {}))
+    kw = dict(gen_len=32, steps=32, threshold=1, polish=0, temperature=0, remasking="low_confidence")
+    plain = generate(model, tok, "Once", **kw)
+    some = generate(model, tok, "Once", entropy_bound=1.0, **kw)
+    every = generate(model, tok, "Once", entropy_bound=100.0, **kw)
+    assert every.nfe < some.nfe <= plain.nfe
+    blocks = len({p // block for p in range(4, 4 + 32)}) if block else 1       # the text's 32 after "Once"
+    assert every.nfe <= blocks + 1 and not any(every.masked)
+    with pytest.raises(ValueError, match="entropy bound"):
+        generate(model, tok, "Once", entropy_bound=-1.0, **kw)

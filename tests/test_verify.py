@@ -60,13 +60,27 @@ def test_verify_and_draft_is_the_causal_half_plus_a_window_behind_it():
         cache = KVCache(model.config.n_layer)
         reads = torch.cat([torch.tensor([-1]), x[0, :15]])          # the start vector, then characters 0..14
         window = torch.cat([x[0, 14:15], torch.full((7,), tok.mask_id)])
-        clean, drafted = model.verify_and_draft(reads, window, cache)
+        clean, (drafted,) = model.verify_and_draft(reads, cache, [(15, window)])
         assert cache.length == 16
         assert torch.allclose(clean, model(x)[0, :16], atol=1e-5)     # inputs 0..15: characters 0..15
         probe = x.clone()
         probe[0, 15:22] = tok.mask_id                                 # the window reads x[14], then masks
         expect = model.extend(probe, 23, KVCache(model.config.n_layer), keep=0, window=15)[0, 15:23]
         assert torch.allclose(drafted, expect, atol=1e-5)
+
+
+def test_windows_anchored_along_the_draft_each_see_only_the_text_before_them():
+    model, tok = tiny_model(**CLEAN_CAUSAL)
+    x = torch.randint(1, tok.vocab_size, (1, 24))
+    reads = torch.cat([torch.tensor([-1]), x[0, :15]])               # inputs 0..15
+    windows = [(a, torch.cat([reads[a:a + 1], torch.full((w - 1,), tok.mask_id)])) for a, w in ((15, 5), (12, 4), (9, 6))]
+    with torch.inference_mode():
+        clean, rows = model.verify_and_draft(reads, KVCache(model.config.n_layer), windows)
+        for (a, ids), got in zip(windows, rows):                      # each alone, its clean text ending at a
+            cache = KVCache(model.config.n_layer)
+            _, (alone,) = model.verify_and_draft(reads[:a + 1], cache, [(a, ids)])
+            assert torch.allclose(got, alone, atol=1e-5)
+    assert torch.allclose(clean, model(x)[0, :16], atol=1e-5)
 
 
 def test_a_clean_causal_config_needs_a_block_and_training_checks_its_options(tmp_path):
@@ -100,12 +114,13 @@ def test_training_with_the_autoregressive_loss_reports_both_halves(trained):
 
 # ------------------------------------------------------------------------------------------- the sampler
 
-@pytest.mark.parametrize("merge", [True, False])
-def test_greedy_draft_and_verify_writes_exactly_the_left_to_right_text(trained, merge):
+@pytest.mark.parametrize("merge, outcomes, window", [(True, 0, None), (False, 0, None), (True, 16, 4), (True, 2, 6)])
+def test_greedy_draft_and_verify_writes_exactly_the_left_to_right_text(trained, merge, outcomes, window):
     model, tok, _ = trained
     for prompt in ("Once upon", "", "Lily saw a big"):
         l2r = list(denoise(model, tok, prompt, mode="left-to-right", **GREEDY))
-        ver = list(denoise(model, tok, prompt, mode="verify", merge=merge, **GREEDY))
+        ver = list(denoise(model, tok, prompt, mode="verify", merge=merge, outcome_windows=outcomes,
+                           draft_window=window, **GREEDY))
         assert ver[-1].text == l2r[-1].text == reference_greedy(model, tok, prompt, 40)
         assert l2r[-1].nfe == 40 and ver[-1].done
     kept = [k for k, _ in ver[-1].accepted]
@@ -120,6 +135,18 @@ def test_merged_rounds_cost_one_evaluation_and_write_at_least_one_character(trai
     last = states[-1]
     assert last.nfe < 40, "no round kept any of its draft"
     assert sum(k + 1 for k, _ in last.accepted) <= 40
+
+
+def test_outcome_windows_give_every_round_a_draft_even_after_a_rejection(trained):
+    model, tok, _ = trained
+    kw = dict(GREEDY, mode="verify", draft_window=4)
+    plain = generate(model, tok, "Once upon", outcome_windows=0, **kw)
+    every = generate(model, tok, "Once upon", outcome_windows=3, **kw)
+    assert every.text == plain.text
+    assert any(k < d for k, d in plain.accepted) and len(plain.accepted) < plain.nfe - 2
+    assert len(every.accepted) >= every.nfe - 2          # all but the first round (and a last lone character)
+    assert every.nfe < plain.nfe
+    assert every.positions_evaluated > plain.positions_evaluated
 
 
 def test_states_show_the_draft_as_ghosts_and_the_rejected_drafts(trained):

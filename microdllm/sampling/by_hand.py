@@ -23,7 +23,9 @@ def check_reveal(c: Canvas, reveal, chars) -> list[tuple[int, int | None]]:
     if not positions or len(chars) != len(positions) or len(set(positions)) != len(positions):
         raise SamplingError("choose one or more different masked positions to reveal (and one character or none each)")
     if c.cfg.mode != "denoise":
-        raise SamplingError(f"this run writes {c.cfg.mode} at its cursor: choose what to reveal while denoising")
+        how = "drafts and checks" if c.cfg.mode == "verify" else "writes left to right"
+        raise SamplingError(f"this run {how} at its cursor, one character after another: choosing what to "
+                            f"reveal needs a run that denoises (Writing: block diffusion)")
     span = c.blocks[0].span if c.blocks and c.attn_block else None
     out = []
     for p, ch in zip(positions, chars):

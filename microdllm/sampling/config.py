@@ -15,6 +15,7 @@ from ..remasking import REMASKING_CHOICES
 POLISH_CONFIDENCE = 0.5   # a polish pass replaces a character only with one the model gives more than this
 MAX_STEPS = 1000
 MAX_POLISH = 16
+MAX_DRAFT_WINDOW = 64
 TRAINING_SCHEDULE = "model"   # what the UI and the CLI call "the model's training schedule"
 # How a model writes: from masks (every model but the autoregressive one), or, for a block model whose
 # clean half is causal, by drafting a block and checking it with that half (verify.py), or with that
@@ -40,12 +41,18 @@ class SamplerConfig:
     block_len: int | None = None    # semi-autoregressive blocks of this many generated positions (a block-
                                     # diffusion model: its attention block; default the one it was trained with)
     threshold: float | None = 0.8   # also reveal every masked position this confident; None or 1 = off
+    entropy_bound: float | None = None  # also reveal the surest masks whose entropies, less the largest, sum to
+                                        # at most this (nats; EB-sampler); None = off
     reveal_schedule: str | None = "linear"  # masks left after each step; None = the training schedule
     final_pass: bool = False        # the original's extra greedy pass at t = 0
     polish: int = 6                 # passes that re-read the finished draft and fix typos (0 = off)
     lookahead: bool = True          # a shifted block model: look one block ahead on a guess (`Lookahead`)
     mode: str = "denoise"           # one of MODES
     merge: bool = True              # verify: the evaluation that checks a draft also drafts the next one
+    draft_window: int | None = None # verify: the window a draft is written in, the verifier's character
+                                    # first (a sub-block of the attention block); None: block_len or the block
+    outcome_windows: int = 0        # verify, merged: how many of the ways a check can fail (its 1st, 2nd, ...
+                                    # drafted character turned down) get a window of their own (TiDAR)
 
     def __post_init__(self):
         for message in _problems(self):
@@ -78,6 +85,12 @@ def _problems(cfg: SamplerConfig) -> Iterator[str]:
         yield f"polish passes must be between 0 and {MAX_POLISH}, got {cfg.polish}"
     if cfg.block_len is not None and cfg.block_len < 1:
         yield f"block length must be >= 1, got {cfg.block_len}"
+    if cfg.entropy_bound is not None and not (0 <= cfg.entropy_bound <= 100 and math.isfinite(cfg.entropy_bound)):
+        yield f"entropy bound must be between 0 and 100 nats (None = off), got {cfg.entropy_bound}"
+    if cfg.draft_window is not None and not 2 <= cfg.draft_window <= MAX_DRAFT_WINDOW:
+        yield f"draft window must be between 2 and {MAX_DRAFT_WINDOW}, got {cfg.draft_window}"
+    if not 0 <= cfg.outcome_windows <= MAX_DRAFT_WINDOW:
+        yield f"outcome windows must be between 0 and {MAX_DRAFT_WINDOW}, got {cfg.outcome_windows}"
 
 
 DEFAULT = SamplerConfig()   # the app's and the CLI's defaults, chosen by measurement (docs/experiments.md)
@@ -86,9 +99,11 @@ DEFAULT = SamplerConfig()   # the app's and the CLI's defaults, chosen by measur
 # of the probability (so another seed writes another story; greedy repeats one per prompt).
 BLOCK_DEFAULT = SamplerConfig(steps=4, remasking="low_confidence", threshold=0.8, polish=0, temperature=0.9,
                               top_p=0.9)
-# A block model whose clean half is causal: it drafts a block at once and checks the draft with that half
-# (verify.py), at the block model's temperature and top-p: the text is that half's, sampled.
-VERIFY_DEFAULT = BLOCK_DEFAULT.replace(mode="verify")
+# A block model whose clean half is causal: it drafts and checks with that half (verify.py), at the block
+# model's temperature and top-p: the text is that half's, sampled. Drafts in windows of 6 (sub-blocks of
+# the block of 16), and every way a check can end gets its window in the same evaluation: measured
+# against windows of 3-16 with and without (bench/draft_windows.py, docs/experiments.md 6d).
+VERIFY_DEFAULT = BLOCK_DEFAULT.replace(mode="verify", draft_window=6, outcome_windows=5)
 SAMPLER_PRESETS = {
     "default": DEFAULT,
     "block": BLOCK_DEFAULT,

@@ -30,9 +30,13 @@ from ..remasking import target_distribution
 from .canvas import Canvas
 from .config import SamplingError
 
+WINDOW_BUDGET = 64      # window positions an evaluation may carry: outcome windows stop there
 
-def draft_and_verify(c: Canvas, window: int, merge: bool = True) -> Iterator[tuple]:
-    """Write every masked position of the canvas (all after its text) in rounds; window 0: left to right."""
+
+def draft_and_verify(c: Canvas, window: int, merge: bool = True, outcomes: int = 0) -> Iterator[tuple]:
+    """Write every masked position of the canvas (all after its text) in rounds; window 0: left to right.
+    outcomes: besides the window behind a draft kept whole, how many of the ways a check can fail
+    (the first drafted character turned down, the second, ...) get a window of their own."""
     n, end = frontier(c), len(c.x)
     total, c.boundaries = end - n, ()
     draft, q = torch.zeros(0, dtype=torch.long), torch.zeros(0, c.model.config.vocab_size)
@@ -43,13 +47,21 @@ def draft_and_verify(c: Canvas, window: int, merge: bool = True) -> Iterator[tup
             yield c.x.clone(), (end - n) / total, False, False
             continue
         prev = c.x.clone()
-        logits, p, q_next = _check(c, n, draft, window if merge else 0, end)          # 1. the verifier
+        ends = _ends(len(draft), outcomes, window) if merge and window else []
+        logits, p, q_next = _check(c, n, draft, window, ends, end)                   # 1. the verifier
         kept = _accepted(p[:-1], q, draft, c.generator)                              # 2. keep
         char = _sample(_residual(p[kept], q[kept]) if kept < len(draft) else p[kept], c.generator)   # 3.
         n = _write(c, n, draft, kept, char, logits, prev)
-        draft, q = _next_draft(c, q_next, kept == len(draft), n, end)                # 4. the next draft
+        draft, q = _next_draft(c, q_next.get(kept), n, end)                          # 4. the next draft
         c.step += 1
         yield prev, (end - n) / total, n >= end, False
+
+
+def _ends(drafted: int, outcomes: int, window: int) -> list[int]:
+    """The ways the check of a draft of this length may end that get a window: kept whole, then turned
+    down at its first character, its second, ... (`outcomes` of those, as many as WINDOW_BUDGET holds)."""
+    room = max(WINDOW_BUDGET // max(window, 1) - 1, 0)
+    return [drafted] + list(range(min(outcomes, drafted, room)))
 
 
 def frontier(c: Canvas) -> int:
@@ -70,29 +82,39 @@ def _clean_reads(c: Canvas, n: int, draft: torch.Tensor) -> torch.Tensor:
     return torch.cat([torch.tensor([-1] * (first == 0), dtype=torch.long), x[max(first - 1, 0):]])
 
 
-def _evaluate(c: Canvas, n: int, draft: torch.Tensor, width: int, end: int, phase: str):
-    """One evaluation: the clean inputs up to the draft's end, and a window of `width` masks behind it."""
+def _evaluate(c: Canvas, n: int, draft: torch.Tensor, width: int, ends: list[int], end: int, phase: str):
+    """One evaluation: the clean inputs up to the draft's end, and for each k in `ends` a window of up to
+    `width` masks from n + k on (its first input reads the character before n + k: the draft's k first
+    characters kept). Returns the clean rows for the draft and the one after, and {k: window rows}."""
     c.nfe, c.phase = c.nfe + 1, phase
     clean = _clean_reads(c, n, draft)
+    at = n - c.cache.length                        # the clean input at position n (reading n - 1)
+    windows = {}
+    for k in ends:
+        w = min(width, end - n - k)
+        if w >= 2:                                 # the first row is the verifier's to write: a draft needs 2
+            windows[k] = (at + k, torch.cat([clean[at + k:at + k + 1], torch.full((w - 1,), c.mask_id)]))
+    c.work += len(clean) + sum(len(ids) for _, ids in windows.values())
     w0 = n + len(draft)
-    width = min(width, end - w0)
-    window = torch.cat([clean[-1:], torch.full((max(width - 1, 0),), c.mask_id)])[:width]
-    c.work += len(clean) + len(window)
-    c.block = (w0, w0 + width) if width else None
-    p_rows, q_rows = c.model.verify_and_draft(clean.to(c.device), window.to(c.device), c.cache)
-    return p_rows.float().cpu()[-(len(draft) + 1):], q_rows.float().cpu()
+    c.block = (w0, min(w0 + width, end)) if len(draft) in windows else None
+    p_rows, rows = c.model.verify_and_draft(clean.to(c.device), c.cache,
+                                            [(a, ids.to(c.device)) for a, ids in windows.values()])
+    return p_rows.float().cpu()[-(len(draft) + 1):], {k: r.float().cpu() for k, r in zip(windows, rows)}
 
 
-def _check(c: Canvas, n: int, draft: torch.Tensor, width: int, end: int):
+def _check(c: Canvas, n: int, draft: torch.Tensor, width: int, ends: list[int], end: int):
     """The verifier's distributions p for the draft's positions and the one after it (k + 1 rows, logits
-    kept for the written characters' confidences), and the next window's draft distributions."""
-    logits, q_rows = _evaluate(c, n, draft, width, end, "verify" if len(draft) or width else "left to right")
-    return logits, target_distribution(logits, c.cfg, c.mask_id), target_distribution(q_rows, c.cfg, c.mask_id)
+    kept for the written characters' confidences), and the windows' draft distributions by outcome."""
+    logits, rows = _evaluate(c, n, draft, width, ends, end, "verify" if len(draft) or ends else "left to right")
+    every = target_distribution(torch.cat([logits, *rows.values()]), c.cfg, c.mask_id)    # one call, all rows
+    p, *qs = every.split([len(logits), *(len(r) for r in rows.values())])
+    return logits, p, dict(zip(rows, qs))
 
 
 def _draft(c: Canvas, n: int, width: int, end: int):
     """Unmerged: a pass that only drafts the window at the text's end (the text behind it is cached)."""
-    _, q_rows = _evaluate(c, n, torch.zeros(0, dtype=torch.long), width, end, "draft")
+    _, rows = _evaluate(c, n, torch.zeros(0, dtype=torch.long), width, [0], end, "draft")
+    q_rows = rows[0]                         # this window starts at n: its rows are the draft from n on
     c.cache.rewind(n)                        # the clean input at n is read again with the draft behind it
     q = target_distribution(q_rows, c.cfg, c.mask_id)[:end - n - 1]     # the last character: the verifier's
     draft = _sample_rows(q, c.generator)
@@ -143,13 +165,13 @@ def _write(c: Canvas, n: int, draft: torch.Tensor, k: int, char: int, logits: to
     return n + k + 1
 
 
-def _next_draft(c: Canvas, q_window: torch.Tensor, all_kept: bool, n: int, end: int):
-    """The window's characters behind the one just written, when the window stood where the text now
-    ends (all of the draft kept); else an empty draft. Shown as the ghosts under the masks. A draft
-    stops one short of the end, so that the verifier's character behind it still fits."""
+def _next_draft(c: Canvas, q_window: torch.Tensor | None, n: int, end: int):
+    """The characters of the window that stood where the text now ends (the one for how the check
+    ended) behind the one just written; an empty draft if that way had no window. Shown as the ghosts
+    under the masks. A draft stops one short of the end, so that the verifier's character still fits."""
     c.best.zero_()
-    if not all_kept or len(q_window) < 2:
-        return torch.zeros(0, dtype=torch.long), q_window[:0]
+    if q_window is None or len(q_window) < 2:
+        return torch.zeros(0, dtype=torch.long), torch.zeros(0, c.model.config.vocab_size)
     q = q_window[1:end - n]               # up to the last character but one: the verifier writes that
     draft = _sample_rows(q, c.generator)
     c.best[n:n + len(draft)] = draft

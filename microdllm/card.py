@@ -49,7 +49,7 @@ def kind_label(model_config) -> str:
     kind = model_config.kind
     if kind == "block diffusion" and getattr(model_config, "clean_causal", False):
         return (f"block diffusion, blocks of {model_config.attn_block}, with a causal clean half (drafts a few "
-                f"characters, checks it left to right)")
+                f"characters, checks them left to right)")
     if kind == "block diffusion":
         return f"block diffusion, blocks of {model_config.attn_block} (block by block, left to right)"
     return "full-sequence diffusion (all at once; fills in blanks)" if kind == "diffusion" else \

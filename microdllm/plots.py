@@ -50,7 +50,7 @@ def plot_curves(curves: list[Curve], out, *, per: str = "step", train_loss: bool
     if title:
         ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize="small", ncol=2 if len(curves) > 4 else 1, framealpha=0.85)
     fig.tight_layout()
     fmt = Path(out).suffix.lstrip(".") or "png"
     try:

@@ -337,7 +337,7 @@ def test_the_bundled_models_are_offered_with_what_they_are():
     choices = app.model_choices()
     labels = [label for label, _ in choices]
     assert len(choices) == 4 and "the default" in labels[0] and labels[0].startswith("Block diffusion, blocks of")
-    assert "blocks of 16" in labels[1] and "checks it" in labels[1]           # draft and verify
+    assert "blocks of 16" in labels[1] and "checks them" in labels[1]         # draft and verify
     assert any(label.startswith("Full-sequence diffusion") for label in labels)
     assert any(label.startswith("Autoregressive") for label in labels)
 

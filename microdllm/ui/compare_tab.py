@@ -127,8 +127,8 @@ def compare_tab(ck, model_key, first_prompt: str) -> gr.Row:
         gr.Markdown("The same prompt, written by the model chosen in the Generate tab in every way its network "
                     "writes (block diffusion: a block of characters at a time; full-sequence diffusion: all "
                     "positions at once, a few dozen steps; a block model with a left-to-right half also drafts a "
-                    "block and checks it with that half, or writes with that half alone) and by the "
-                    "autoregressive baseline (the same network with causal attention, one character per model "
+                    "few characters at a time and checks them with that half, or writes with that half alone) and "
+                    "by the autoregressive baseline (the same network with causal attention, one character per model "
                     "evaluation), raced as if all ran at once.")
         with gr.Row():
             prompt = gr.Textbox(first_prompt, label="Prompt", scale=4, elem_id="mdl-cmp-prompt")

@@ -197,7 +197,9 @@ def test_the_class_drives_the_run(page):
     _set_number(page, "mdl-polish", 0)
     # (slow motion's default 40 ms a step: Hold lands mid-run)
     page.locator("#mdl-generate").click()
-    page.locator("#mdl-canvas .mdl-canvas .mdl-mask").first.wait_for(timeout=30_000)
+    # this run's own frames (the canvas of the test before may still show masks): then Hold lands mid-run
+    page.wait_for_function("() => /^Step \\d+ of/.test(document.querySelector('#mdl-status').innerText.trim())",
+                           timeout=30_000)
     page.locator("#mdl-hold").click()
     page.locator("#mdl-status", has_text="Paused").wait_for(timeout=30_000)   # the frame in progress, on a busy host
     step, nfe = _step(page), int(re.search(r"(\d+) model evaluation", _status(page)).group(1))

@@ -10,8 +10,10 @@ one network drafting and checking, TiDAR, Liu et al. 2025):
        distribution (greedy: while d_i is the verifier's own first choice)
     3. at the first that fails, write a character drawn from the rest, max(p_i - q_i, 0), instead;
        if all pass, one more drawn from p_{k+1}
-    4. merged: the same evaluation drafts the next window, behind the draft as if all of it is
-       kept; when it is not, the next round starts from an empty draft
+    4. merged: the same evaluation drafts the next window behind the draft as if all of it is kept,
+       and (outcome windows) one behind each way the check can fail: d_1 turned down, d_2, ...; each
+       window sees the text up to where it starts, its first position (the verifier's) masked. The
+       window for what the check decided is the next draft; if it had none, the next draft is empty
 
 So the text follows the verifier's distribution, and greedy text is exactly the verifier's greedy
 text. Every round writes at least one character; a round with an empty draft is one step of the

@@ -266,12 +266,12 @@ class Transformer(nn.Module):
         Returns the clean inputs' logits (k, V) and each window's (W_i, V)."""
         n, k = cache.length, clean.numel()
         if not windows:                                      # the clean half alone: causal, as extend
-            x = self._clean_inputs(clean, n)
+            x = self._embed_reads(clean, n)
             logits = self._run(x[None], n, self._mask(k, n + k, q_start=n), cache, keep=k)[0]
             cache.length += k
             return logits, []
         reads = torch.cat([clean, *(ids for _, ids in windows)])
-        x = self._clean_inputs(reads, n)
+        x = self._embed_reads(reads, n)
         positions = torch.cat([torch.arange(n, n + k)] + [torch.arange(n + a, n + a + ids.numel())
                                                           for a, ids in windows]).to(self.cos.device)
         mask = _verify_draft_mask(n, k, [(a, ids.numel()) for a, ids in windows]).to(self.cos.device)
@@ -279,7 +279,7 @@ class Transformer(nn.Module):
         cache.length += k
         return logits[:k], list(logits[k:].split([ids.numel() for _, ids in windows]))
 
-    def _clean_inputs(self, reads: torch.Tensor, n: int) -> torch.Tensor:
+    def _embed_reads(self, reads: torch.Tensor, n: int) -> torch.Tensor:
         """Embeddings of ids (-1: the start vector, which only the text's first input reads)."""
         x = self.token_emb(reads.clamp_min(0))
         if self.start is not None and n == 0:

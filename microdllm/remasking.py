@@ -78,7 +78,7 @@ def score(remasking: str, probs: torch.Tensor, p_token: torch.Tensor, generator:
         top2 = probs.topk(2, dim=-1).values
         return top2[:, 0] - top2[:, 1]
     if remasking == "entropy":
-        return (probs * probs.clamp_min(1e-30).log()).sum(-1)  # -H: higher = more certain
+        return -entropy(probs)                                  # higher = more certain
     if remasking in ("random", "spread"):
         return torch.rand(p_token.shape, generator=generator)
     return p_token
@@ -135,10 +135,9 @@ def entropy_bounded(entropy: torch.Tensor, allowed: torch.Tensor, gamma: float) 
     return out
 
 
-def predictive_entropy(logits: torch.Tensor) -> torch.Tensor:
-    """Per row, the entropy (nats) of the model's own distribution (the full softmax)."""
-    logp = logits.float().log_softmax(-1)
-    return -(logp.exp() * logp).sum(-1)
+def entropy(probs: torch.Tensor) -> torch.Tensor:
+    """Per row, the entropy (nats) of a distribution (the model's own: the full softmax)."""
+    return -(probs * probs.clamp_min(1e-30).log()).sum(-1)
 
 
 def choose_reveal(cfg, score: torch.Tensor, p_token: torch.Tensor, masked: torch.Tensor, quota: int,

@@ -18,7 +18,7 @@ from typing import Iterator
 
 import torch
 
-from ..remasking import choose_reveal, predictive_entropy, propose
+from ..remasking import choose_reveal, entropy, propose
 from .canvas import Canvas
 
 
@@ -38,8 +38,8 @@ def reveal(c: Canvas) -> Iterator[tuple]:
             if quota > 0 or cfg.remasking == "none":              # else the quota is met: no evaluation
                 logits = c.logits(u_now)[pos]                                      # 1. the model
                 tokens, p_tok, score = propose(logits, cfg, g, c.mask_id)          # 2. propose
-                entropy = predictive_entropy(logits) if cfg.entropy_bound is not None else None
-                reveal = choose_reveal(cfg, score, p_tok, masked, quota, a_now, a_next, g, c.last[pos], entropy)  # 3.
+                h = entropy(logits.float().softmax(-1)) if cfg.entropy_bound is not None else None
+                reveal = choose_reveal(cfg, score, p_tok, masked, quota, a_now, a_next, g, c.last[pos], h)   # 3.
                 c.x[pos[reveal]], c.conf[pos[reveal]] = tokens[reveal], p_tok[reveal]    # 4. write
                 c.note(pos, logits, prev[pos])
             c.step += 1

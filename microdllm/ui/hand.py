@@ -32,14 +32,12 @@ def _refuse(message: str, n: int = 6):
 
 def _problem(run: Run | None, paused: bool = True) -> str | None:
     """Why the run cannot be driven (no run, expired, not paused); None if it can."""
+    if run is not None:
+        run.let_go_if_unused()                   # if the sweep has not come by yet
     if run is not None and run.gone:
         return f"This run was let go ({run.gone}): generate again."
     if run is None or not run.states:
         return "Nothing to drive yet: generate a story first."
-    if time.monotonic() - run.used > settings.RUN_TTL_S:
-        run.drop()
-        run.states, run.original = [], None
-        return f"This run was let go after {settings.RUN_TTL_S / 60:g} minutes unused: generate again."
     if run.running:
         return "The run is being written: press Hold first."
     if paused and run.live is None:

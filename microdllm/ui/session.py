@@ -5,7 +5,7 @@ without the model (rewind, replay, the ghost toggle).
 A run paused by Hold keeps its live `denoise` generator (`Run.live`): Next step pulls one more state
 from it, Continue streams the rest (hand.py). A paused generator holds no thread and no queue slot;
 the session's `Run` (and with it the generator) is let go RUN_TTL_S after it was last used (`sweep`,
-every SWEEP_S and at every new run: a visitor who paused and walked away with the tab open), or as
+every SWEEP_S: a visitor who paused and walked away with the tab open), or as
 soon as the visitor closes or reloads the tab (`let_go`, on the page's unload). Gradio's own clean-up
 does not reach it: a gr.State's time to live starts only when an event returns the state, and this
 one is changed in place; a closed session's state would be kept for an hour. Memory per session: at
@@ -54,6 +54,14 @@ class Run:
         if live is not None:
             live.close()
 
+    def let_go_if_unused(self, now: float | None = None) -> bool:
+        """`forget` the run if it was not written or driven for RUN_TTL_S (`sweep`; hand.py, if it comes first)."""
+        idle = (time.monotonic() if now is None else now) - self.used
+        if self.running or self.gone or not self.states or idle <= settings.RUN_TTL_S:
+            return False
+        self.forget(f"unused for {settings.RUN_TTL_S / 60:g} minutes")
+        return True
+
     def forget(self, why: str) -> None:
         """Let go of everything the run holds (its session ended): the generator, the states, the original."""
         held = len(self.states) + len(self.original or ())
@@ -97,7 +105,6 @@ SWEEP_S = 10
 
 def remember(run: Run, request) -> None:
     """Note whose run this is, so that `let_go` and `sweep` find it (no request: a direct call)."""
-    sweep()
     session = getattr(request, "session_hash", None)
     if session:
         SESSIONS[session] = run
@@ -106,11 +113,9 @@ def remember(run: Run, request) -> None:
 def sweep(now: float | None = None) -> int:
     """Let go of every run not written or driven for RUN_TTL_S; returns how many."""
     now = time.monotonic() if now is None else now
-    expired = [(key, run) for key, run in list(SESSIONS.items())
-               if not run.running and now - run.used > settings.RUN_TTL_S]
-    for key, run in expired:
+    expired = [key for key, run in list(SESSIONS.items()) if run.let_go_if_unused(now)]
+    for key in expired:
         SESSIONS.pop(key, None)
-        run.forget(f"unused for {settings.RUN_TTL_S:g} s")
     return len(expired)
 
 

@@ -13,6 +13,7 @@ from .atomic import atomic_write
 from .checkpoint import CheckpointError, read_config
 from .config import ModelConfig
 from .evaluate import METRIC_LABELS, headline_metric
+from .sampling.config import VERIFY_DEFAULT
 
 KIND_INTROS = {
     "diffusion": "A character-level **masked-diffusion language model** (MDLM / LLaDA recipe, shrunk), trained with "
@@ -30,10 +31,11 @@ KIND_INTROS = {
 
 # A block model whose clean half is causal holds an autoregressive model too (model.py, clean_causal).
 CLEAN_CAUSAL_INTRO = (" Its clean half reads the text causally, so the same network is also an autoregressive "
-                      "model: by default it drafts a few characters at once (windows of 6 inside the block of "
-                      "{B}, one window for every way a check can end) and checks each draft with that half, "
-                      "keeping the agreeing part (draft and verify); it can also write by denoising blocks, or "
-                      "left to right with that half alone.")
+                      "model: by default it drafts a few characters at once (windows of {W} inside the block of "
+                      "{B}; the evaluation that checks a draft also drafts the next, for the {ends} likeliest "
+                      "ways the check can end) and checks each draft with that half, keeping the agreeing part "
+                      "(draft and verify); it can also write by denoising blocks, or left to right with that "
+                      "half alone.")
 
 
 def kind_intro(model_config) -> str:
@@ -41,7 +43,8 @@ def kind_intro(model_config) -> str:
     intro = KIND_INTROS[model_config.kind]
     if getattr(model_config, "clean_causal", False):
         intro += CLEAN_CAUSAL_INTRO
-    return intro.format(B=model_config.attn_block)
+    return intro.format(B=model_config.attn_block, W=VERIFY_DEFAULT.draft_window,
+                        ends=1 + VERIFY_DEFAULT.outcome_windows)
 
 
 def kind_label(model_config) -> str:

@@ -52,8 +52,8 @@ def _add_sampler_args(p):
                    help="--verify: the window a draft is written in, the checked character first (default: the "
                         "model's; --block-len overrides it)")
     p.add_argument("--outcome-windows", type=int,
-                   help="--verify: how many of the ways a check can fail get a draft of their own in the same "
-                        "evaluation (0 = only a draft kept whole does)")
+                   help="--verify: how many ways a check can end get a draft of their own in the same evaluation, "
+                        "besides the likeliest (0 = only the likeliest does)")
 
 
 def _add_generate(sub):

@@ -139,26 +139,48 @@ def race_variants(config, cfg) -> dict[str, object]:
             " left to right": cfg.replace(mode="left-to-right")}
 
 
-def bench_race(repeats: int, characters: int = 200, checkpoint: str | None = None, compile: bool = False) -> list[dict]:
+def bench_race(repeats: int, characters: int = 200, checkpoint: str | None = None, compile: bool = False,
+               int8: bool = False, seeds: int = 1) -> list[dict]:
     """The same prompt, `characters` after it, in one round-robin: each model at its default settings,
     in every way it writes (`race_variants`): by default the bundled models, else `checkpoint` against
-    the bundled autoregressive baseline (KV-cached). Wall time as a ratio to the autoregressive model's;
-    characters per model evaluation. compile: every model through torch.compile (serving's)."""
+    the bundled autoregressive baseline (KV-cached). Characters per model evaluation, and wall time as a
+    ratio to the autoregressive model's. compile: every model through torch.compile (serving's). int8:
+    every model also with int8 Linear weights (serving's), the autoregressive one too; the ratios are
+    then to the faster of its two. seeds: each run writes with seeds 0 .. seeds - 1 (a sampled draft is
+    kept longer on some draws than on others), its row the sums over them."""
     sources = BUNDLED_MODELS if checkpoint is None else (checkpoint, BUNDLED_AR_DIR)
     runs, kinds = {}, {}
     for source in sources:
-        ck = serve_checkpoint(load_checkpoint(source), compile=compile)
-        cfg = defaults_for(ck.model_config).replace(gen_len=characters)
-        for suffix, c in race_variants(ck.model_config, cfg).items():
-            name = Path(str(source)).name + suffix
-            runs[name] = lambda ck=ck, c=c: denoise(ck.model, ck.tokenizer, RACE_PROMPT, c, schedule=ck.schedule)
-            kinds[name] = ck.model_config.kind
-    rows = [{"model": name, "kind": kinds[name], **r} for name, r in round_robin(runs, repeats).items()]
-    ar = next(r["seconds"] for r in rows if r["kind"] == "autoregressive")
+        loaded = load_checkpoint(source)
+        for quantized in (False, True) if int8 else (False,):
+            ck = serve_checkpoint(loaded, int8=quantized, compile=compile)
+            cfg = defaults_for(ck.model_config).replace(gen_len=characters)
+            for suffix, c in race_variants(ck.model_config, cfg).items():
+                name = Path(str(source)).name + suffix + (", int8" if quantized else "")
+                kinds[name] = ck.model_config.kind
+                for seed in range(seeds):
+                    runs[name, seed] = lambda ck=ck, c=c.replace(seed=c.seed + seed): denoise(
+                        ck.model, ck.tokenizer, RACE_PROMPT, c, schedule=ck.schedule)
+    rows = _summed_over_seeds(round_robin(runs, repeats), kinds)
+    ar = min(r["seconds"] for r in rows if r["kind"] == "autoregressive")
     for r in rows:
         r["vs_autoregressive"] = r["seconds"] / ar
         r["chars_per_nfe"] = r["characters"] / max(r["nfe"], 1)
     return rows
+
+
+def _summed_over_seeds(results: dict, kinds: dict) -> list[dict]:
+    """round_robin's rows, keyed (name, seed), as one row per name: counts and seconds summed, the first
+    seed's text and time to the first state."""
+    rows = {}
+    for (name, seed), r in results.items():
+        if name not in rows:
+            rows[name] = {"model": name, "kind": kinds[name], **r, "seeds": 0}
+        else:
+            for key in ("nfe", "positions", "characters", "seconds"):
+                rows[name][key] += r[key]
+        rows[name]["seeds"] += 1
+    return list(rows.values())
 
 
 def bench_forward(model, repeats: int, per_call: int = 3) -> tuple[float, float]:
@@ -286,8 +308,10 @@ def markdown(r: dict) -> str:
 
 
 def _race_lines(race: list[dict]) -> list[str]:
-    return (["", "Each model at its default settings, in every way it writes, 200 characters after the same prompt "
-                 "(round-robin, medians):", "",
+    seeds = max((x.get("seeds", 1) for x in race), default=1)
+    each = f", with each of {seeds} seeds (their sums)" if seeds > 1 else ""
+    return (["", "Each model at its default settings, in every way it writes, 200 characters after the same prompt"
+                 f"{each} (round-robin, medians):", "",
              "| model | kind | NFE | characters / NFE | positions evaluated | seconds | vs autoregressive "
              "| first state |",
              "|---|---|---:|---:|---:|---:|---:|---:|"]

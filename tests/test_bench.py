@@ -62,3 +62,25 @@ def test_the_race_alone_from_the_command_line(tmp_path, capsys):
     assert block["text"] == plain["text"] and block["nfe"] < plain["nfe"] < block["characters"]
     assert rows["tinystories-tiny-ar"]["vs_autoregressive"] == 1 and rows["tinystories-tiny-ar"]["nfe"] == 200
     assert "| tinystories-tiny-block (no lookahead) | block diffusion |" in capsys.readouterr().out
+
+
+def test_the_race_with_int8_races_every_model_both_ways_against_the_faster_baseline(tmp_path):
+    # `bench --race --int8 --seeds 2`: each model (the autoregressive one too) in float and with int8
+    # Linear weights, in one round-robin, each writing with two seeds (rows: their sums); the ratios are to
+    # the faster autoregressive run, so int8 can only flatter a model by being faster itself. Without
+    # --race the flag is refused in one line.
+    import json
+
+    from microdllm.cli import main
+
+    out = tmp_path / "race.json"
+    argv = ["bench", "--race", "--checkpoint", "checkpoints/tinystories-tiny-block16", "--int8", "--seeds", "2",
+            "--repeats", "1", "--threads", "1", "--json", str(out)]
+    assert main(argv) in (0, None)
+    rows = {r["model"]: r for r in json.loads(out.read_text())["race"]}
+    names = {"tinystories-tiny-block16 draft and verify", "tinystories-tiny-ar"}
+    assert all(n in rows and n + ", int8" in rows for n in names)
+    ar = [rows["tinystories-tiny-ar"], rows["tinystories-tiny-ar, int8"]]
+    assert min(r["vs_autoregressive"] for r in ar) == 1 and max(r["vs_autoregressive"] for r in ar) >= 1
+    assert all(r["nfe"] == 400 and r["characters"] == 400 and r["seeds"] == 2 for r in ar)   # 2 seeds, summed
+    assert main(["bench", "--int8", "--no-sampling"]) == 2

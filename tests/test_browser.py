@@ -195,7 +195,11 @@ def test_the_class_drives_the_run(page):
     page.locator("#mdl-prompt textarea").fill(PROMPT)
     _set_number(page, "mdl-threshold", 1)
     _set_number(page, "mdl-polish", 0)
-    # (slow motion's default 40 ms a step: Hold lands mid-run)
+    # slow motion at 150 ms a step (the default is 40): Hold lands mid-run even when a busy host answers
+    # the click late (at 40 ms the run could end first, and the status never said Paused)
+    if not page.locator("#mdl-delay").is_visible():
+        page.get_by_role("button", name="Advanced").first.click()
+    _set_number(page, "mdl-delay", 150)
     page.locator("#mdl-generate").click()
     # this run's own frames (the canvas of the test before may still show masks): then Hold lands mid-run
     page.wait_for_function("() => /^Step \\d+ of/.test(document.querySelector('#mdl-status').innerText.trim())",
@@ -214,6 +218,7 @@ def test_the_class_drives_the_run(page):
         assert now - nfe <= 1, _status(page)       # one evaluation a step at most
         nfe = now
     page.screenshot(path=str(ARTIFACTS / "drive-1-stepped.png"), full_page=True)
+    _set_number(page, "mdl-delay", 0)              # the rest of the test continues runs to their end
 
     # Reveal two chosen masks (the first two of the block being written), then continue. The default
     # model writes blocks of 2 from position 0: step on until a block is still wholly masked.
@@ -271,3 +276,4 @@ def test_the_class_drives_the_run(page):
     page.locator("#mdl-projector input[type=checkbox]").uncheck()
     _set_number(page, "mdl-threshold", DEFAULT.threshold)
     _set_number(page, "mdl-polish", DEFAULT.polish)
+    _set_number(page, "mdl-delay", 40)

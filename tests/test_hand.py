@@ -45,7 +45,7 @@ def uninterrupted(**kw) -> list[DenoiseState]:
 
 @pytest.mark.parametrize("sampled", [
     dict(temperature=0), dict(temperature=0.9, seed=7),
-    dict(temperature=0.9, seed=3, model_key=str(BUNDLED_LARGE_BLOCK_DIR), writing="verify"),
+    dict(temperature=0.9, seed=3, model_key=str(BUNDLED_LARGE_BLOCK_DIR), writing="verify", gen_len=60),
     dict(temperature=0, model_key=str(BUNDLED_DIFFUSION_DIR), steps=12)],
     ids=["greedy", "sampled", "draft-and-verify", "full-sequence"])
 def test_stepping_by_hand_gives_the_states_of_an_uninterrupted_run(notes, sampled):

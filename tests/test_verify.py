@@ -242,3 +242,19 @@ def test_cli_verify_on_a_model_without_a_causal_half_is_one_line(capsys):
     code = main(["generate", "--checkpoint", "checkpoints/tinystories-tiny-block", "--verify", "--gen-len", "8"])
     err = capsys.readouterr().err
     assert code == 2 and "clean half is causal" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_outcome_windows_go_to_the_likeliest_ways_a_check_can_end():
+    # The draft's own odds: character i passes with probability q_i(d_i), so k are kept with probability
+    # q_1 ... q_k (1 - q_{k+1}). A sure draft's likeliest end is kept whole; an unsure one's, its first
+    # character turned down. Every end gets a window when there is room for all.
+    from microdllm.sampling.verify import _ends
+
+    draft = torch.tensor([1, 2, 3])
+    q = torch.zeros(3, 5)
+    q[torch.arange(3), draft] = torch.tensor([0.9, 0.9, 0.9])     # ends: 0.1, 0.09, 0.081, whole 0.729
+    assert _ends(q, draft, 1, 4) == [3, 0]
+    q[torch.arange(3), draft] = torch.tensor([0.2, 0.9, 0.9])     # ends: 0.8, 0.02, 0.018, whole 0.162
+    assert _ends(q, draft, 0, 4) == [0] and _ends(q, draft, 1, 4) == [3, 0]
+    assert _ends(q, draft, 3, 4) == [3, 0, 1, 2] == _ends(q, draft, 9, 4)
+    assert _ends(q, draft[:0], 2, 4) == [0]                       # no draft: one window, from the text's end

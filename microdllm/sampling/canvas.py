@@ -13,7 +13,7 @@ from ..diffusion import Schedule, always_predicted, get_schedule
 from ..model import KVCache
 from ..tokenizer import MASK_GLYPH, CharTokenizer
 from .config import SamplerConfig, SamplingError
-from .state import DenoiseState, candidates
+from .state import DenoiseState, candidates_rows
 
 
 def generation_length(cfg: SamplerConfig, prompt_len: int, block_size: int, n_masks: int | None = None) -> int:
@@ -196,8 +196,9 @@ class Canvas:
             best_logp, best = logp.index_fill(-1, self.mask_index, float("-inf")).max(-1)
             where = pos[still]
             self.best[where], self.best_p[where] = best, best_logp.exp()
-        for k in (~still & (now != before)).nonzero().flatten().tolist():
-            self.noted.append(candidates(int(pos[k]), logits[k], int(now[k]), self.tokenizer))
+        written = (~still & (now != before)).nonzero().flatten()
+        if len(written):
+            self.noted += candidates_rows(pos[written].tolist(), logits[written], now[written].tolist(), self.tokenizer)
 
     def state(self, prev: torch.Tensor, u: float, total: int, done: bool, rewritten: bool = False) -> DenoiseState:
         """The state after a step; `prev` is x before it. rewritten: `revealed` marks changed characters."""

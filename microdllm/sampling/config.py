@@ -51,8 +51,9 @@ class SamplerConfig:
     merge: bool = True              # verify: the evaluation that checks a draft also drafts the next one
     draft_window: int | None = None # verify: the window a draft is written in, the verifier's character
                                     # first (a sub-block of the attention block); None: block_len or the block
-    outcome_windows: int = 0        # verify, merged: how many of the ways a check can fail (its 1st, 2nd, ...
-                                    # drafted character turned down) get a window of their own (TiDAR)
+    outcome_windows: int = 0        # verify, merged: how many more of the ways a check can end (kept whole, its
+                                    # 1st, 2nd, ... drafted character turned down) than the likeliest get a
+                                    # window of their own (TiDAR), the likeliest by the draft's odds
 
     def __post_init__(self):
         for message in _problems(self):
@@ -100,10 +101,11 @@ DEFAULT = SamplerConfig()   # the app's and the CLI's defaults, chosen by measur
 BLOCK_DEFAULT = SamplerConfig(steps=4, remasking="low_confidence", threshold=0.8, polish=0, temperature=0.9,
                               top_p=0.9)
 # A block model whose clean half is causal: it drafts and checks with that half (verify.py), at the block
-# model's temperature and top-p: the text is that half's, sampled. Drafts in windows of 6 (sub-blocks of
-# the block of 16), and every way a check can end gets its window in the same evaluation: measured
-# against windows of 3-16 with and without (bench/draft_windows.py, docs/experiments.md 6d).
-VERIFY_DEFAULT = BLOCK_DEFAULT.replace(mode="verify", draft_window=6, outcome_windows=5)
+# model's temperature and top-p: the text is that half's, sampled. Drafts in windows of 5 (sub-blocks of
+# the block of 16), and the three likeliest ways a check can end get their windows in the same
+# evaluation: measured against windows of 3-16 and 0-5 outcome windows (bench/draft_windows.py,
+# docs/experiments.md 6d, 6g).
+VERIFY_DEFAULT = BLOCK_DEFAULT.replace(mode="verify", draft_window=5, outcome_windows=2)
 SAMPLER_PRESETS = {
     "default": DEFAULT,
     "block": BLOCK_DEFAULT,

@@ -88,12 +88,17 @@ class DenoiseState:
 
 def candidates(position: int, logits: torch.Tensor, token: int, tokenizer: CharTokenizer) -> Candidates:
     """The character written at `position` (its id `token`) and the model's top choices there (logits: (V,))."""
-    probs = logits.float().softmax(-1).index_fill(-1, torch.tensor([tokenizer.mask_id]), 0.0)
-    p_top, top = probs.topk(min(TOP_CANDIDATES, probs.numel() - 1))
-    chars = tokenizer.chars
-    return Candidates(position, chars[token - 1],
-                      tuple((chars[t - 1], round(p, 4)) for t, p in zip(top.tolist(), p_top.tolist())))
+    return candidates_rows([position], logits[None], [token], tokenizer)[0]
 
+
+def candidates_rows(positions: list[int], logits: torch.Tensor, tokens: list[int],
+                    tokenizer: CharTokenizer) -> list[Candidates]:
+    """`candidates` for several written characters at once (logits: (n, V)): one softmax and top-k."""
+    probs = logits.float().softmax(-1).index_fill(-1, torch.tensor([tokenizer.mask_id]), 0.0)
+    p_top, top = probs.topk(min(TOP_CANDIDATES, probs.size(-1) - 1), dim=-1)
+    chars = tokenizer.chars
+    return [Candidates(i, chars[t - 1], tuple((chars[c - 1], round(p, 4)) for c, p in zip(cs, ps)))
+            for i, t, cs, ps in zip(positions, tokens, top.tolist(), p_top.tolist())]
 
 
 def timed(states: Iterator[DenoiseState]) -> Iterator[DenoiseState]:

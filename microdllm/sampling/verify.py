@@ -13,7 +13,8 @@ one network drafting and checking, TiDAR, Liu et al. 2025):
     4. merged: the same evaluation drafts the next window behind the draft as if all of it is kept,
        and (outcome windows) one behind each way the check can fail: d_1 turned down, d_2, ...; each
        window sees the text up to where it starts, its first position (the verifier's) masked. The
-       window for what the check decided is the next draft; if it had none, the next draft is empty
+       window for what the check decided is the next draft; if it had none, the next draft is empty.
+       When not every way gets a window, the likeliest do, by the draft's own odds (`_ends`)
 
 So the text follows the verifier's distribution, and greedy text is exactly the verifier's greedy
 text. Every round writes at least one character; a round with an empty draft is one step of the
@@ -37,8 +38,8 @@ WINDOW_BUDGET = 64      # window positions an evaluation may carry: outcome wind
 
 def draft_and_verify(c: Canvas, window: int, merge: bool = True, outcomes: int = 0) -> Iterator[tuple]:
     """Write every masked position of the canvas (all after its text) in rounds; window 0: left to right.
-    outcomes: besides the window behind a draft kept whole, how many of the ways a check can fail
-    (the first drafted character turned down, the second, ...) get a window of their own."""
+    outcomes: how many ways a check can end get a window besides the likeliest (kept whole, or the first
+    drafted character turned down, the second, ...): the likeliest 1 + outcomes of them (`_ends`)."""
     n, end = frontier(c), len(c.x)
     total, c.boundaries = end - n, ()
     draft, q = torch.zeros(0, dtype=torch.long), torch.zeros(0, c.model.config.vocab_size)
@@ -49,7 +50,7 @@ def draft_and_verify(c: Canvas, window: int, merge: bool = True, outcomes: int =
             yield c.x.clone(), (end - n) / total, False, False
             continue
         prev = c.x.clone()
-        ends = _ends(len(draft), outcomes, window) if merge and window else []
+        ends = _ends(q, draft, outcomes, window) if merge and window else []
         logits, p, q_next = _check(c, n, draft, window, ends, end)                   # 1. the verifier
         kept = _accepted(p[:-1], q, draft, c.generator)                              # 2. keep
         char = _sample(_residual(p[kept], q[kept]) if kept < len(draft) else p[kept], c.generator)   # 3.
@@ -59,11 +60,21 @@ def draft_and_verify(c: Canvas, window: int, merge: bool = True, outcomes: int =
         yield prev, (end - n) / total, n >= end, False
 
 
-def _ends(drafted: int, outcomes: int, window: int) -> list[int]:
-    """The ways the check of a draft of this length may end that get a window: kept whole, then turned
-    down at its first character, its second, ... (`outcomes` of those, as many as WINDOW_BUDGET holds)."""
-    room = max(WINDOW_BUDGET // max(window, 1) - 1, 0)
-    return [drafted] + list(range(min(outcomes, drafted, room)))
+def _ends(q: torch.Tensor, draft: torch.Tensor, outcomes: int, window: int) -> list[int]:
+    """The ways the check of this draft may end (k of its characters kept; k = len(draft): all) that get
+    a window: 1 + `outcomes` of them, as many as WINDOW_BUDGET holds, the likeliest by the draft's own
+    estimate: character i passes with probability about q_i(d_i), so k are kept with probability
+    q_1(d_1) ... q_k(d_k) (1 - q_{k+1}(d_{k+1}))."""
+    drafted = len(draft)
+    count = min(1 + outcomes, drafted + 1, max(WINDOW_BUDGET // max(window, 1), 1))
+    if count == drafted + 1:
+        return [drafted] + list(range(drafted))
+    odds, reach = [], 1.0                                   # reach: P(the first k all pass)
+    for sure in q[torch.arange(drafted), draft].tolist() + [0.0]:
+        odds.append(reach * (1 - sure))                     # P(exactly k pass)
+        reach *= sure
+    likeliest = sorted(range(drafted + 1), key=lambda k: -odds[k])[:count]
+    return sorted(likeliest, key=lambda k: (k != drafted, k))
 
 
 def frontier(c: Canvas) -> int:

@@ -7,6 +7,7 @@ from ..checkpoint import BUNDLED_MODELS, read_config
 from ..config import ModelConfig
 from ..model import attention_pattern
 from ..sampling import MODES
+from ..sampling.config import VERIFY_DEFAULT
 
 # How a network writes (SamplerConfig.mode), as the Writing control and the Compare tab name it.
 WRITING_LABELS = dict(zip(MODES, ("Block diffusion", "Draft and verify", "Left to right")))
@@ -34,7 +35,8 @@ def model_note(model_config) -> str:
     kind, block = model_config.kind, model_config.attn_block
     if len(writing_modes(model_config)) > 1:
         return (f"Writes blocks of {block} characters left to right. By default it drafts a few characters at "
-                "once (a window of 6 inside the block) and checks the draft with its own left-to-right half, "
+                f"once (a window of {VERIFY_DEFAULT.draft_window} inside the block) and checks the draft with its "
+                "own left-to-right half, "
                 "which keeps the draft up to its first "
                 "disagreement and adds a character of its own (the text that half would write, in fewer "
                 "evaluations); it can also denoise each block from masks (steps are per block), or write with "

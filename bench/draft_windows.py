@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import torch
 
@@ -98,7 +99,7 @@ def main(argv=None) -> None:
     p.add_argument("--replot", help="only draw --plot from this earlier --json")
     args = p.parse_args(argv)
     if args.replot:
-        plot(json.loads(open(args.replot).read())["rows"], args.plot or "draft_windows.png")
+        plot(json.loads(Path(args.replot).read_text())["rows"], args.plot or "draft_windows.png")
         return
     if not args.checkpoint:
         p.error("--checkpoint is required (unless --replot)")

@@ -181,7 +181,10 @@ class Transformer(nn.Module):
         return x
 
     def _run(self, x, start: int = 0, mask=None, cache=None, keep=0, positions=None):
-        """The blocks and the head over inputs at positions start, start + 1, ... (or `positions`)."""
+        """The blocks and the head over inputs at positions start, start + 1, ... (or `positions`). A cached
+        evaluation (inference) hands attention its mask as floats (`_additive`)."""
+        if cache is not None:
+            mask = _additive(mask)
         pos = positions if positions is not None else torch.arange(start, start + x.size(1), device=x.device)
         cos, sin = self.cos[:, pos], self.sin[:, pos]
         x = norm(x)
@@ -194,8 +197,9 @@ class Transformer(nn.Module):
         """The attention mask (None: every query sees every key, e.g. one block against its cache).
         window: a clean-causal model's block being written starts at this input (None: none)."""
         if self.config.clean_causal:
-            if window is not None and window <= q_start or window is None and n_q == 1 and n_k == q_start + 1:
-                return None                 # only the window's inputs, or one clean input: they see every key
+            one_clean_input = window is None and n_q == 1 and n_k == q_start + 1
+            if one_clean_input or (window is not None and window <= q_start):
+                return None                 # one clean input, or only the window's inputs: they see every key
             return window_mask(n_q, n_k, q_start, window).to(self.cos.device)
         block = block or attention_block(self.config)
         if block is None or (q_start // block == (q_start + n_q - 1) // block and n_k <= q_start + n_q):
@@ -245,8 +249,8 @@ class Transformer(nn.Module):
         window (clean-causal models): the inputs from here on are the block being written."""
         start = cache.length
         x = self._inputs_between(idx, start, end)
-        mask = _additive(self._mask(end - start, end, q_start=start, block=block, window=window))
-        logits = self._run(x, start, mask, cache, keep)
+        logits = self._run(x, start, self._mask(end - start, end, q_start=start, block=block, window=window),
+                           cache, keep)
         cache.length += keep
         return logits
 
@@ -267,14 +271,14 @@ class Transformer(nn.Module):
         n, k = cache.length, clean.numel()
         if not windows:                                      # the clean half alone: causal, as extend
             x = self._embed_reads(clean, n)
-            logits = self._run(x[None], n, _additive(self._mask(k, n + k, q_start=n)), cache, keep=k)[0]
+            logits = self._run(x[None], n, self._mask(k, n + k, q_start=n), cache, keep=k)[0]
             cache.length += k
             return logits, []
         reads = torch.cat([clean, *(ids for _, ids in windows)])
         x = self._embed_reads(reads, n)
         positions = torch.cat([torch.arange(n, n + k)] + [torch.arange(n + a, n + a + ids.numel())
                                                           for a, ids in windows]).to(self.cos.device)
-        mask = _additive(_verify_draft_mask(n, k, [(a, ids.numel()) for a, ids in windows]).to(self.cos.device))
+        mask = _verify_draft_mask(n, k, [(a, ids.numel()) for a, ids in windows]).to(self.cos.device)
         logits = self._run(x[None], mask=mask, cache=cache, keep=k, positions=positions)[0]
         cache.length += k
         return logits[:k], list(logits[k:].split([ids.numel() for _, ids in windows]))

@@ -200,6 +200,9 @@ def _sample(ck, prompt: str, seed: int) -> dict:
         (f", top-k {cfg.top_k}" if cfg.top_k else "")
     if ck.model_config.causal:
         settings = f"prompt {prompt!r}, left to right, {draw}, seed {seed}"
+    elif cfg.mode == "verify":
+        settings = (f"prompt {prompt!r}, draft and verify (windows of {cfg.draft_window}, the "
+                    f"{1 + cfg.outcome_windows} likeliest ways a check can end), {draw}, seed {seed}")
     else:
         settings = (f"prompt {prompt!r}, {cfg.remasking}, remask ratio {cfg.remask_ratio}, threshold "
                     f"{cfg.threshold}, {cfg.reveal_schedule or 'training'} reveal schedule, {cfg.steps} steps"

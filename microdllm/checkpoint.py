@@ -34,12 +34,13 @@ STATE_TENSORS = "training_state.safetensors"   # optimiser moments, RNG state
 STATE_JSON = "training_state.json"             # step, history, recipe, optimiser hyper-parameters
 FORMAT = "microdllm"
 CHECKPOINTS_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
-BUNDLED_DIR = CHECKPOINTS_DIR / "tinystories-tiny-block"      # the default: block diffusion from the AR model
+BUNDLED_LARGE_BLOCK_DIR = CHECKPOINTS_DIR / "tinystories-tiny-block16"   # blocks of 16, a causal clean half:
+                                                                         # drafts and verifies
+BUNDLED_BLOCK_DIR = CHECKPOINTS_DIR / "tinystories-tiny-block"     # blocks of 2, from the AR model
 BUNDLED_DIFFUSION_DIR = CHECKPOINTS_DIR / "tinystories-tiny"   # full-sequence diffusion (can fill in blanks)
 BUNDLED_AR_DIR = CHECKPOINTS_DIR / "tinystories-tiny-ar"       # the autoregressive baseline
-BUNDLED_LARGE_BLOCK_DIR = CHECKPOINTS_DIR / "tinystories-tiny-block16"   # blocks of 16, a causal clean half:
-                                                                         # drafts and verifies (in training)
-BUNDLED_MODELS = (BUNDLED_DIR, BUNDLED_LARGE_BLOCK_DIR, BUNDLED_DIFFUSION_DIR, BUNDLED_AR_DIR)   # the default first
+BUNDLED_DIR = BUNDLED_LARGE_BLOCK_DIR                          # the default (docs/experiments.md 6h)
+BUNDLED_MODELS = (BUNDLED_DIR, BUNDLED_BLOCK_DIR, BUNDLED_DIFFUSION_DIR, BUNDLED_AR_DIR)   # the default first
 MAX_CONFIG_BYTES = 1_000_000     # a config.json is a few KB (architecture, vocabulary, training metadata)
 MAX_HEADER_BYTES = 1_000_000     # a safetensors header: ~100 bytes a tensor, 6 tensors a layer
 WEIGHT_DTYPES = ("F32", "F16", "BF16")

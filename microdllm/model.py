@@ -307,15 +307,13 @@ def _verify_draft_mask(n: int, k: int, windows: list[tuple[int, int]]) -> torch.
     (at positions 0 .. n + k - 1), then each window's W_i inputs. A clean query sees the clean keys up to
     its own position; the queries of a window anchored at clean input a see the clean keys before
     position n + a and their own window."""
-    total = n + k + sum(w for _, w in windows)
-    keys = torch.arange(total)
-    rows = [(keys[None] <= torch.arange(n, n + k)[:, None]) & (keys[None] < n + k)]
-    first = n + k
+    sees_before, own_from, own_to, first = list(range(n + 1, n + k + 1)), [0] * k, [0] * k, n + k
     for a, w in windows:
-        own = (keys >= first) & (keys < first + w)
-        rows.append(((keys < n + a) | own).expand(w, -1))
-        first += w
-    return torch.cat(rows)
+        sees_before += [n + a] * w
+        own_from, own_to, first = own_from + [first] * w, own_to + [first + w] * w, first + w
+    keys = torch.arange(first)[None]
+    before, lo, hi = (torch.tensor(v)[:, None] for v in (sees_before, own_from, own_to))
+    return (keys < before) | ((keys >= lo) & (keys < hi))
 
 
 def attention_block(config: ModelConfig) -> int | None:

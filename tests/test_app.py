@@ -44,7 +44,7 @@ def test_generate_streams_states_then_the_final_text(notes):
     session = app.Run()
     outputs = run(PROMPT, run=session)
     *frames, last = outputs
-    assert len(frames) >= 10
+    assert len(frames) >= 3                  # one frame a step (checked below), and this run takes several
     for i, (canvas, chart, scrub, heatmap, status, final) in enumerate(frames):
         assert final == "" and status.startswith("Step ") and "<svg" in chart
         assert scrub["value"] == i and heatmap == app.gr.skip()   # the heatmap is drawn at the end
@@ -336,8 +336,8 @@ def test_model_panel_figures_are_committed():
 def test_the_bundled_models_are_offered_with_what_they_are():
     choices = app.model_choices()
     labels = [label for label, _ in choices]
-    assert len(choices) == 4 and "the default" in labels[0] and labels[0].startswith("Block diffusion, blocks of")
-    assert "blocks of 16" in labels[1] and "checks them" in labels[1]         # draft and verify
+    assert len(choices) == 4 and "the default" in labels[0] and labels[0].startswith("Block diffusion, blocks of 16")
+    assert "checks them" in labels[0] and labels[1].startswith("Block diffusion, blocks of 2")   # draft and verify
     assert any(label.startswith("Full-sequence diffusion") for label in labels)
     assert any(label.startswith("Autoregressive") for label in labels)
 

@@ -14,7 +14,7 @@ from helpers import train_clean_causal
 
 import app
 from microdllm import history, render
-from microdllm.checkpoint import BUNDLED_DIFFUSION_DIR, BUNDLED_DIR
+from microdllm.checkpoint import BUNDLED_BLOCK_DIR, BUNDLED_DIFFUSION_DIR
 from microdllm.ui import compare_tab, generate_tab
 
 PROMPT = "Once upon"
@@ -54,8 +54,10 @@ def test_the_writing_control_is_shown_only_for_a_clean_causal_model(clean_causal
     assert writing.visible and writing.value == "verify"                  # such a model drafts and verifies by default
     assert [value for _, value in writing.choices] == ["denoise", "verify", "left-to-right"]
     assert [label for label, _ in writing.choices] == ["Block diffusion", "Draft and verify", "Left to right"]
-    assert not component(app.build_demo(""), "mdl-writing").visible
-    for source, shown in ((clean_causal, True), (str(BUNDLED_DIR), False), (str(BUNDLED_DIFFUSION_DIR), False)):
+    assert not component(app.build_demo(str(BUNDLED_BLOCK_DIR)), "mdl-writing").visible
+    default = component(app.build_demo(""), "mdl-writing")                  # the default model: blocks of 16
+    assert default.visible and default.value == "verify"
+    for source, shown in ((clean_causal, True), (str(BUNDLED_BLOCK_DIR), False), (str(BUNDLED_DIFFUSION_DIR), False)):
         key, summary, notice, *knobs = app.load_model(source, 40)
         updates = dict(zip(app.CONTROLS_FOR_MODEL, knobs))
         assert updates["writing"]["visible"] is shown and updates["writing"]["value"] == ("verify" if shown else "denoise")
@@ -65,7 +67,7 @@ def test_the_writing_control_is_shown_only_for_a_clean_causal_model(clean_causal
 
 def test_generate_and_branch_take_the_writing_mode_last():
     params = [p for p in inspect.signature(app.generate).parameters if p != "request"]   # Gradio passes that one
-    assert params[-1] == "writing" and inspect.signature(app.generate).parameters["writing"].default == "denoise"
+    assert params[-1] == "writing" and inspect.signature(app.generate).parameters["writing"].default == ""
     demo = app.build_demo("")
     for api in ("generate", "branch"):
         fn = next(f for f in demo.fns.values() if f.api_name == api)
@@ -106,7 +108,7 @@ def test_a_branch_of_a_verified_run_drafts_and_verifies_too(clean_causal, notes)
                                                ("left-to-right", "clean half is causal"),
                                                ("sideways", "nknown writing mode")])
 def test_a_writing_mode_the_model_lacks_is_a_one_line_message(notes, writing, expected):
-    frames = written("", writing=writing)
+    frames = written(str(BUNDLED_BLOCK_DIR), writing=writing)
     assert len(frames) == 1 and frames[0][STATUS].startswith("⚠️") and expected in frames[0][STATUS]
     assert "\n" not in frames[0][STATUS] and len(notes["warning"]) == 1
 
@@ -143,7 +145,7 @@ def test_the_heatmap_marks_the_drafts_turned_down(clean_causal, notes):
     assert sum(d - k for k, d in session.states[-1].accepted) == len(lost) + sum(
         1 for k, d in session.states[-1].accepted if k < d)          # the checker writes over the first turned down
     plain = app.Run()
-    written(clean_causal, plain)
+    written(clean_causal, plain, writing="denoise")
     assert "mdl-hreject" not in plain.heatmap() and "drafted, turned down" not in plain.heatmap()
 
 
@@ -151,14 +153,14 @@ def test_the_heatmap_marks_the_drafts_turned_down(clean_causal, notes):
 
 def test_a_block_model_steps_at_most_its_block(clean_causal, notes):
     assert generate_tab.steps_for_model(clean_causal)["maximum"] == 8
-    narrowed = generate_tab.steps_for_model("")                          # the bundled block model: B = 2
+    narrowed = generate_tab.steps_for_model(str(BUNDLED_BLOCK_DIR))       # the bundled B = 2 model
     assert narrowed["maximum"] == 2 and narrowed["value"] <= 2 and "at most 2" in narrowed["info"]
     assert generate_tab.steps_for_model(str(BUNDLED_DIFFUSION_DIR))["maximum"] == 256
     updates = dict(zip(app.CONTROLS_FOR_MODEL, app.load_model(clean_causal, 40)[3:]))
     assert "maximum" not in updates["steps"] and "at most 8" in updates["steps"]["info"]   # the API's range stays
     full = dict(zip(app.CONTROLS_FOR_MODEL, app.load_model(str(BUNDLED_DIFFUSION_DIR), 40)[3:]))
     assert "per block" not in full["steps"]["info"]
-    demo = app.build_demo("")
+    demo = app.build_demo(str(BUNDLED_BLOCK_DIR))
     steps = component(demo, "mdl-steps")
     assert steps.maximum == 256 and "at most 2" in steps.info        # built for the API; a page narrows it
     narrowing = [f for f in demo.fns.values() if f.fn is generate_tab.steps_for_model]
@@ -186,7 +188,7 @@ def test_compare_races_every_way_the_network_writes(clean_causal, notes):
 
 
 def test_compare_with_a_one_way_model_hides_the_other_rows(notes):
-    frames = list(app.compare(PROMPT, gen_len=12, delay_ms=0, model_key=""))
+    frames = list(app.compare(PROMPT, gen_len=12, delay_ms=0, model_key=str(BUNDLED_BLOCK_DIR)))
     *canvases_and_lines, table, row = frames[-1]
     lines = dict(zip(compare_tab.SLOTS, canvases_and_lines[1::2]))
     assert not row["visible"] and lines["verify"] == lines["left-to-right"] == ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import app
-from microdllm.checkpoint import BUNDLED_AR_DIR, BUNDLED_DIFFUSION_DIR
+from microdllm.checkpoint import BUNDLED_AR_DIR, BUNDLED_BLOCK_DIR, BUNDLED_DIFFUSION_DIR
 from microdllm.ui import session as session_module
 
 PROMPT = "Once upon a time"
@@ -103,12 +103,12 @@ def test_a_rewound_screen_stays_put_while_the_run_goes_on(notes):
 
 def test_the_forward_tab_says_where_it_leaves_the_training_recipe(notes):
     """Another schedule than the model's, or (block model) a time outside its training range: a note."""
-    sentence = "Once upon a time, there was a little dog."
-    *_, pred = app.forward_process(sentence, 50, "cosine", 0, model_key="")        # block model: linear
+    sentence, B2 = "Once upon a time, there was a little dog.", str(BUNDLED_BLOCK_DIR)
+    *_, pred = app.forward_process(sentence, 50, "cosine", 0, model_key=B2)        # B = 2 model: linear
     assert "trained with the linear schedule" in pred
-    *_, pred = app.forward_process(sentence, 95, "linear", 0, model_key="")
+    *_, pred = app.forward_process(sentence, 95, "linear", 0, model_key=B2)
     assert "outside it" in pred and "trained with the linear" not in pred
-    *_, pred = app.forward_process(sentence, 50, "linear", 0, model_key="")
+    *_, pred = app.forward_process(sentence, 50, "linear", 0, model_key=B2)
     assert "mdl-caveat" not in pred
 
 

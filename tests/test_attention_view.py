@@ -7,7 +7,7 @@ from helpers import tiny_model
 
 import app
 from microdllm import render
-from microdllm.checkpoint import BUNDLED_AR_DIR, BUNDLED_DIFFUSION_DIR, BUNDLED_DIR
+from microdllm.checkpoint import BUNDLED_AR_DIR, BUNDLED_BLOCK_DIR, BUNDLED_DIFFUSION_DIR
 from microdllm.model import attention_pattern, block_causal_mask
 
 FILLED = 'fill="#0072B2"'
@@ -66,7 +66,7 @@ def test_the_svg_fills_one_cell_per_allowed_pair(overrides, kind):
 
 
 @pytest.mark.parametrize("source, kind, filled, caption", [
-    (BUNDLED_DIR, "block diffusion", sum(2 * (i // 2 + 1) for i in range(16)), "block-causal, B = 2"),
+    (BUNDLED_BLOCK_DIR, "block diffusion", sum(2 * (i // 2 + 1) for i in range(16)), "block-causal, B = 2"),
     (BUNDLED_DIFFUSION_DIR, "diffusion", 256, "bidirectional"),
     (BUNDLED_AR_DIR, "autoregressive", 136, "causal"),
 ])
@@ -85,5 +85,5 @@ def test_the_attention_diagrams_are_in_the_generate_and_model_tabs():
     ids = {getattr(block, "elem_id", None): block for block in demo.blocks.values()}
     for elem_id in ("mdl-attention", "mdl-attention-model", "mdl-fwd-pred"):
         assert elem_id in ids
-    assert ids["mdl-attention"].value.count(FILLED) == sum(2 * (i // 2 + 1) for i in range(16))   # the default: B = 2
+    assert ids["mdl-attention"].value.count(FILLED) == sum(16 * (i // 16 + 1) for i in range(32))   # the default: B = 16
     assert "objective: masked cross-entropy" in ids["mdl-fwd-pred"].value

@@ -30,6 +30,7 @@ from gradio_client import Client
 BOUND = 20.0          # seconds any one call may take, on a loaded 2-core CI machine
 PROMPT = "Once upon a time"
 FAST = dict(gen_len=12, steps=4, polish=0, delay_ms=0)
+B2 = str(BUNDLED.parent / "tinystories-tiny-block")      # the bundled model with blocks of 2 (denoises only)
 BIG = 100_000
 CONTROL = "a\x00b\x07c\x1b[31md\r\ne\tf\x7f"
 GENERIC = "has not enabled verbose error reporting"   # Gradio's message when it hides the real one
@@ -201,16 +202,17 @@ def test_generate_bad_numbers_and_choices(client, name, value, needles):
 @pytest.mark.parametrize("api_name", ["/generate", "/branch"])
 @pytest.mark.parametrize("writing", ["verify", "left-to-right"])
 def test_generate_a_writing_mode_the_model_lacks(server, api_names, api_name, writing):
-    """The bundled block model has no causal clean half: drafting and checking is refused in one line
-    (`writing`, generate's and branch's last parameter, defaults to denoising)."""
+    """The bundled B = 2 model has no causal clean half: drafting and checking is refused in one line
+    (`writing`, generate's and branch's last parameter, defaults to the model's own way of writing)."""
     assert api_names[-1] == "writing"
     fresh = Client(server.url, verbose=False)
+    call(fresh, "/load_model", B2, 40)                            # this session's model: blocks of 2
     if api_name == "/branch":
-        assert call(fresh, "/generate", prompt=PROMPT, **FAST).status.startswith("**Done.**")
+        assert call(fresh, "/generate", prompt=PROMPT, writing="denoise", **FAST).status.startswith("**Done.**")
     reply = call(fresh, api_name, prompt=PROMPT, writing=writing, **FAST)
     assert reply.error is None and reply.status.startswith("⚠️") and "\n" not in reply.status, reply
     refused(reply, "clean half is causal")
-    assert call(fresh, "/generate", prompt=PROMPT, writing=None, **FAST).status.startswith("**Done.**")   # the default
+    assert call(fresh, "/generate", prompt=PROMPT, writing="denoise", **FAST).status.startswith("**Done.**")
 
 
 @pytest.mark.parametrize("seed", [-5, 1e300, 2**80])
@@ -462,7 +464,7 @@ def test_driving_endpoints_refuse_bad_input(server, api_name, kwargs, needle):
     """hold, next_step, continue_run, reveal, edit, trajectory, diff: after a finished run (nothing paused),
     each bad input gets one clear line; the session still writes."""
     fresh = Client(server.url, verbose=False)
-    assert call(fresh, "/generate", prompt=PROMPT, **FAST).status.startswith("**Done.**")
+    assert call(fresh, "/generate", prompt=PROMPT, writing="denoise", **FAST).status.startswith("**Done.**")
     reply = call(fresh, api_name, **kwargs)
     assert reply.seconds < BOUND and reply.error is None, reply
     said = refused(reply, needle)

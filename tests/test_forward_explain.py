@@ -9,7 +9,7 @@ from helpers import STORY, tiny_model
 
 import app
 from microdllm import render
-from microdllm.checkpoint import BUNDLED_AR_DIR, BUNDLED_DIFFUSION_DIR, BUNDLED_DIR
+from microdllm.checkpoint import BUNDLED_AR_DIR, BUNDLED_BLOCK_DIR, BUNDLED_DIFFUSION_DIR
 from microdllm.diffusion import (
     CosineSchedule,
     LinearSchedule,
@@ -148,7 +148,7 @@ def test_the_training_loss_kind_comes_from_the_checkpoint_config():
     assert trained_loss({"training": {"config": {"loss": "elbo"}}}) == "elbo"
     for config in ({}, None, {"training": {}}, {"training": {"config": {"loss": "nonsense"}}}, {"training": 3}):
         assert trained_loss(config) == "masked_ce"
-    for source in (BUNDLED_DIR, BUNDLED_DIFFUSION_DIR, BUNDLED_AR_DIR):
+    for source in (BUNDLED_BLOCK_DIR, BUNDLED_DIFFUSION_DIR, BUNDLED_AR_DIR):
         assert trained_loss(app.STORE.load(str(source))[1].config) == "masked_ce"
 
 
@@ -164,7 +164,7 @@ def test_the_view_lists_at_most_60_rows_and_summarises_the_rest():
 
 
 @pytest.mark.parametrize("source, needles", [
-    (BUNDLED_DIR, ("masked cross-entropy", "always predicted", "every block at t = 50 of 100")),
+    (BUNDLED_BLOCK_DIR, ("masked cross-entropy", "always predicted", "every block at t = 50 of 100")),
     (BUNDLED_DIFFUSION_DIR, ("masked cross-entropy", "per masked character", "at t = 50 of 100")),
     (BUNDLED_AR_DIR, ("next-character cross-entropy", "without masks")),
 ])

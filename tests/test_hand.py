@@ -10,12 +10,12 @@ from helpers import tiny_model
 
 import app
 from microdllm import history, render
-from microdllm.checkpoint import BUNDLED_DIFFUSION_DIR, BUNDLED_LARGE_BLOCK_DIR
+from microdllm.checkpoint import BUNDLED_BLOCK_DIR, BUNDLED_DIFFUSION_DIR, BUNDLED_LARGE_BLOCK_DIR
 from microdllm.sampling import DenoiseState, SamplerConfig, SamplingError, denoise
 from microdllm.ui import hand, settings
 
 PROMPT = "Once upon a time"
-SMALL = dict(gen_len=24, steps=12, delay_ms=0, threshold=1)
+SMALL = dict(gen_len=24, steps=12, delay_ms=0, threshold=1, model_key=str(BUNDLED_BLOCK_DIR))   # blocks of 2
 STATUS, FINAL = 4, 5
 
 

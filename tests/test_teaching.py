@@ -8,7 +8,7 @@ import pytest
 from helpers import tiny_model
 
 from microdllm import history, render
-from microdllm.checkpoint import BUNDLED_AR_DIR, BUNDLED_DIFFUSION_DIR, BUNDLED_DIR, load_checkpoint
+from microdllm.checkpoint import BUNDLED_AR_DIR, BUNDLED_BLOCK_DIR, BUNDLED_DIFFUSION_DIR, load_checkpoint
 from microdllm.sampling import SAMPLER_PRESETS, TOP_CANDIDATES, SamplingError, defaults_for, denoise
 
 PROMPT = "Once upon a time"
@@ -19,7 +19,7 @@ def one_thread(single_thread):
     """Every test here on one torch thread (conftest.single_thread)."""
 
 
-@pytest.fixture(scope="module", params=[BUNDLED_DIR, BUNDLED_DIFFUSION_DIR, BUNDLED_AR_DIR],
+@pytest.fixture(scope="module", params=[BUNDLED_BLOCK_DIR, BUNDLED_DIFFUSION_DIR, BUNDLED_AR_DIR],
                 ids=["block", "diffusion", "autoregressive"])
 def bundled(request):
     return load_checkpoint(request.param)
@@ -89,7 +89,7 @@ def test_branch_keeps_the_draft_and_writes_only_its_masks(bundled, index):
             assert end.text[i] == start.text[i]     # the text written so far is kept (no polish by default)
 
 
-@pytest.mark.parametrize("source", [BUNDLED_AR_DIR, BUNDLED_DIR], ids=["autoregressive", "block"])
+@pytest.mark.parametrize("source", [BUNDLED_AR_DIR, BUNDLED_BLOCK_DIR], ids=["autoregressive", "block"])
 def test_branch_with_the_same_settings_writes_what_the_run_wrote(source):
     """Greedy left to right (and a block model from the end of a block) continues exactly as the run did."""
     ck = load_checkpoint(source)
@@ -161,7 +161,7 @@ def test_the_canvas_shows_candidates_and_ghosts():
 
 
 def test_the_heatmap_names_every_decision():
-    ck = load_checkpoint(BUNDLED_DIR)
+    ck = load_checkpoint(BUNDLED_BLOCK_DIR)
     states = run(ck)
     svg = render.heatmap_svg(states, current=3)
     titles = re.findall(r"<title>([^<]*)</title>", svg)
@@ -183,7 +183,7 @@ def test_exported_frames_mark_the_blocks():
         return {c for _, c in frame.crop((32, 150, 880, 680)).getcolors(1 << 20)}
 
     blue = (0x56, 0xB4, 0xE9)
-    block = run(load_checkpoint(BUNDLED_DIR))
+    block = run(load_checkpoint(BUNDLED_BLOCK_DIR))
     assert blue in text_panel_colours(block[len(block) // 2])
     assert blue not in text_panel_colours(run(load_checkpoint(BUNDLED_DIFFUSION_DIR))[3])
 
@@ -191,7 +191,7 @@ def test_exported_frames_mark_the_blocks():
 def test_the_exported_heatmap_is_a_picture(tmp_path):
     from microdllm import viz
 
-    ck = load_checkpoint(BUNDLED_DIR)
+    ck = load_checkpoint(BUNDLED_BLOCK_DIR)
     path = viz.write_heatmap(run(ck), tmp_path / "h.png")
     from PIL import Image
 

@@ -66,6 +66,7 @@ from .config import (
     POLISH_CONFIDENCE,
     SAMPLER_PRESETS,
     TRAINING_SCHEDULE,
+    VERIFY_DEFAULT,
     SamplerConfig,
     SamplingError,
     defaults_for,
@@ -134,10 +135,11 @@ def denoise(model, tokenizer: CharTokenizer, prompt: str = "", config: SamplerCo
     chosen by hand instead of by the strategy (by_hand.py): chars[k] at reveal[k], or where chars is
     None or chars[k] is None / "", the model's most probable character there. One evaluation; then
     the run goes on as usual. Its state names what the strategy would have chosen (`suggested`).
+    config: None = the defaults for this kind of model (`defaults_for`); keyword overrides go on top.
     Stop iterating at any time to cancel. `elapsed` counts the sampler's own time only, not the
     time the caller spends with each state (rendering, streaming).
     """
-    cfg = (config or DEFAULT).replace(**overrides)
+    cfg = (config or defaults_for(model.config)).replace(**overrides)
     if model.config.causal:   # an autoregressive model writes left to right, through the same stream
         if infill and start is None:
             raise SamplingError("an autoregressive model writes left to right: it cannot fill in blanks")

@@ -51,11 +51,11 @@ def draft_and_verify(c: Canvas, window: int, merge: bool = True, outcomes: int =
             continue
         prev = c.x.clone()
         ends = _ends(q, draft, outcomes, window) if merge and window else []
-        logits, p, q_next = _check(c, n, draft, window, ends, end)                   # 1. the verifier
+        logits, p, windows = _check(c, n, draft, window, ends, end)                  # 1. the verifier
         kept = _accepted(p[:-1], q, draft, c.generator)                              # 2. keep
         char = _sample(_residual(p[kept], q[kept]) if kept < len(draft) else p[kept], c.generator)   # 3.
         n = _write(c, n, draft, kept, char, logits, prev)
-        draft, q = _next_draft(c, q_next.get(kept), n, end)                          # 4. the next draft
+        draft, q = _next_draft(c, windows.get(kept), n, end)                         # 4. the next draft
         c.step += 1
         yield prev, (end - n) / total, n >= end, False
 
@@ -117,11 +117,10 @@ def _evaluate(c: Canvas, n: int, draft: torch.Tensor, width: int, ends: list[int
 
 def _check(c: Canvas, n: int, draft: torch.Tensor, width: int, ends: list[int], end: int):
     """The verifier's distributions p for the draft's positions and the one after it (k + 1 rows, logits
-    kept for the written characters' confidences), and the windows' draft distributions by outcome."""
+    kept for the written characters' confidences), and the windows' rows by outcome (logits: only the
+    window for the way the check ends becomes a draft, `_next_draft`)."""
     logits, rows = _evaluate(c, n, draft, width, ends, end, "verify" if len(draft) or ends else "left to right")
-    every = target_distribution(torch.cat([logits, *rows.values()]), c.cfg, c.mask_id)    # one call, all rows
-    p, *qs = every.split([len(logits), *(len(r) for r in rows.values())])
-    return logits, p, dict(zip(rows, qs))
+    return logits, target_distribution(logits, c.cfg, c.mask_id), rows
 
 
 def _draft(c: Canvas, n: int, width: int, end: int):
@@ -138,11 +137,11 @@ def _draft(c: Canvas, n: int, width: int, end: int):
 
 def _accepted(p: torch.Tensor, q: torch.Tensor, draft: torch.Tensor, g: torch.Generator) -> int:
     """How many drafted characters pass in a row: each with probability min(1, p(d) / q(d))."""
-    for i, d in enumerate(draft.tolist()):
-        ratio = float(p[i, d]) / max(float(q[i, d]), 1e-12)
-        if float(torch.rand((), generator=g)) >= min(1.0, ratio):
-            return i
-    return len(draft)
+    if not len(draft):
+        return 0
+    rows = torch.arange(len(draft))
+    passes = torch.rand(len(draft), generator=g) < p[rows, draft] / q[rows, draft].clamp_min(1e-12)
+    return int(passes.logical_not().cumsum(0).eq(0).sum())       # the passes before the first failure
 
 
 def _residual(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
@@ -178,14 +177,15 @@ def _write(c: Canvas, n: int, draft: torch.Tensor, k: int, char: int, logits: to
     return n + k + 1
 
 
-def _next_draft(c: Canvas, q_window: torch.Tensor | None, n: int, end: int):
+def _next_draft(c: Canvas, window_rows: torch.Tensor | None, n: int, end: int):
     """The characters of the window that stood where the text now ends (the one for how the check
     ended) behind the one just written; an empty draft if that way had no window. Shown as the ghosts
     under the masks. A draft stops one short of the end, so that the verifier's character still fits."""
     c.best.zero_()
-    if q_window is None or len(q_window) < 2:
+    if window_rows is None or len(window_rows) < 2:
         return torch.zeros(0, dtype=torch.long), torch.zeros(0, c.model.config.vocab_size)
-    q = q_window[1:end - n]               # up to the last character but one: the verifier writes that
+    # its first row is the verifier's position; the rest, up to the last character but one, the draft
+    q = target_distribution(window_rows[1:end - n], c.cfg, c.mask_id)
     draft = _sample_rows(q, c.generator)
     c.best[n:n + len(draft)] = draft
     return draft, q

@@ -15,13 +15,15 @@ from .model_tab import model_tab
 from .session import Run, let_go
 
 INTRO = """# micro-dLLM: watch a diffusion language model write
-It does not write one character after another. It starts from a row of masks `_ _ _` and, step by step,
-fills in the characters it chooses to commit, until the story is complete: the default model does it
-block by block ([BD3-LM](https://arxiv.org/abs/2503.09573), converted from a left-to-right model), the
-full-sequence model everywhere at once ([MDLM](https://arxiv.org/abs/2406.07524) /
-[LLaDA](https://arxiv.org/abs/2502.09992)). A block model whose clean half reads left to right writes
-either by denoising blocks of B characters, or by drafting a few characters at once and checking them
-with its own left-to-right half ([TiDAR](https://arxiv.org/abs/2511.08923)-style draft and verify). Small
+A diffusion language model need not write one character after another: it starts from masks `_ _ _` and
+fills in the characters it chooses to commit, several at a time. The default model works in blocks of 16:
+its diffusion half drafts a few characters at once from masks (the grey ghosts), and its own
+left-to-right half checks each draft in the same evaluation, keeping it up to the first disagreement
+([TiDAR](https://arxiv.org/abs/2511.08923)-style draft and verify: a left-to-right model's text, in fewer
+evaluations). Set Writing to Block diffusion to watch it denoise whole blocks from masks
+([BD3-LM](https://arxiv.org/abs/2503.09573); at 16 its words are still rough), or choose the model with
+blocks of 2, or the full-sequence model that writes everywhere at once and fills in blanks
+([MDLM](https://arxiv.org/abs/2406.07524) / [LLaDA](https://arxiv.org/abs/2502.09992)). Small
 character-level models trained on TinyStories."""
 
 

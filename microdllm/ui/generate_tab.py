@@ -35,12 +35,12 @@ def generate(prompt, mode="continue", gen_len=DEFAULT.gen_len, steps=DEFAULT.ste
              temperature=DEFAULT.temperature, remasking=DEFAULT.remasking, remask_ratio=DEFAULT.remask_ratio,
              top_k=DEFAULT.top_k, top_p=DEFAULT.top_p, block_len=0, threshold=DEFAULT.threshold,
              reveal_schedule=DEFAULT.reveal_schedule, seed=DEFAULT.seed, drop_unknown=True, delay_ms=0,
-             model_key="", polish=DEFAULT.polish, ghost=False, run=None, at=None, writing="denoise",
+             model_key="", polish=DEFAULT.polish, ghost=False, run=None, at=None, writing="",
              request: gr.Request = None):
     """Stream the sampler: yields (canvas HTML, chart SVG, rewind slider, heatmap, status, final text)
     once per state. at: branch from the state `at` of the session's last run (`run`) instead. writing:
     how the network writes (SamplerConfig.mode: "denoise", or for a block model with a causal clean
-    half "verify" or "left-to-right").
+    half "verify" or "left-to-right"; "": the model's own default, draft and verify for such a model).
 
     The final text is empty until the run is done, the heatmap is drawn then. Problems become a
     gr.Warning and a status line, never an exception.

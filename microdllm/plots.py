@@ -50,7 +50,11 @@ def plot_curves(curves: list[Curve], out, *, per: str = "step", train_loss: bool
     if title:
         ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="small", ncol=2 if len(curves) > 4 else 1, framealpha=0.85)
+    if len(curves) > 6:     # many curves: the legend below the axes, where it hides none of them
+        fig.set_size_inches(figsize[0], figsize[1] + 0.25 * len(curves))
+        ax.legend(fontsize="small", ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.15))
+    else:
+        ax.legend(fontsize="small", ncol=2 if len(curves) > 4 else 1, framealpha=0.85)
     fig.tight_layout()
     fmt = Path(out).suffix.lstrip(".") or "png"
     try:

@@ -173,8 +173,11 @@ def test_the_teaching_views_in_the_browser(page):
     _set_number(page, "mdl-temperature", 0)
     _set_number(page, "mdl-threshold", DEFAULT.threshold)
 
-    # Replay from the start: the slider moves back to the end
+    # Replay from the start: the slider moves back to the end. The status said Done before the replay
+    # began: wait for a replayed step first, so that the replay is over when the next test starts (its
+    # frames would write over that test's status)
     page.locator("#mdl-play").click()
+    page.locator("#mdl-status", has_text="Rewound to step").wait_for(timeout=30_000)
     page.locator("#mdl-status", has_text="Done").wait_for(timeout=60_000)
 
     # The Forward tab: the model's predictions for the masked characters

@@ -55,10 +55,12 @@ def _show(run: Run):
 
 
 def hold(run):
-    """Hold the live run after the step it is writing (its generator is kept: Next step, Continue)."""
+    """Hold the live run after the step it is writing (its generator is kept: Next step, Continue). The
+    status is left to the run: its next frame says Paused (a line of our own could arrive after that
+    frame and write over it)."""
     if run is not None and run.running:
         run.hold = True
-        return "Holding after this step…"
+        return gr.skip()
     warn("Nothing is being written: generate a story, then Hold it while it runs.")
     return gr.skip()
 

@@ -141,7 +141,8 @@ def _accepted(p: torch.Tensor, q: torch.Tensor, draft: torch.Tensor, g: torch.Ge
         return 0
     rows = torch.arange(len(draft))
     passes = torch.rand(len(draft), generator=g) < p[rows, draft] / q[rows, draft].clamp_min(1e-12)
-    return int(passes.logical_not().cumsum(0).eq(0).sum())       # the passes before the first failure
+    failed = (~passes).nonzero()
+    return int(failed[0]) if len(failed) else len(draft)         # the passes before the first failure
 
 
 def _residual(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:

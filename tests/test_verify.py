@@ -258,3 +258,22 @@ def test_outcome_windows_go_to_the_likeliest_ways_a_check_can_end():
     assert _ends(q, draft, 0, 4) == [0] and _ends(q, draft, 1, 4) == [3, 0]
     assert _ends(q, draft, 3, 4) == [3, 0, 1, 2] == _ends(q, draft, 9, 4)
     assert _ends(q, draft[:0], 2, 4) == [0]                       # no draft: one window, from the text's end
+
+
+def test_draft_ceiling_keeps_every_character_of_a_greedy_verifiers_path_and_none_of_a_wrong_one(trained):
+    # bench.draft_ceiling: with a greedy verifier the exact marginals are its greedy path, so a draft drawn
+    # from them is kept whole; a draft the verifier never writes keeps nothing; the network's own window
+    # is the sampler's draft distribution (rows that sum to 1, never the mask).
+    from bench.draft_ceiling import Verifier, expected_kept, network_window
+
+    model, tok, _ = trained
+    cfg = SamplerConfig(temperature=0.0)
+    verifier, g = Verifier(model, cfg, tok.mask_id), torch.Generator().manual_seed(0)
+    context = torch.tensor(tok.encode(story_text()[:30]))
+    m = verifier.marginals(context, 5, paths=3, g=g)
+    assert torch.equal(expected_kept(verifier, context, m, 4, g), torch.tensor([1.0, 2.0, 3.0, 4.0]))
+    wrong = torch.zeros_like(m)
+    wrong[torch.arange(5), m.argmax(-1) % (m.size(1) - 1) + 1] = 1.0      # never the mask (id 0)
+    assert torch.equal(expected_kept(verifier, context, wrong, 4, g), torch.zeros(4))
+    q = network_window(model, context, 5, tok.mask_id, cfg)
+    assert q.shape == m.shape and torch.allclose(q.sum(-1), torch.ones(5)) and not q[:, tok.mask_id].any()

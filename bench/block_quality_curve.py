@@ -59,7 +59,7 @@ def main(argv=None) -> None:
         plot(rows, args.out)
 
 
-def plot(rows: list[dict], out) -> None:
+def plot(rows: list[dict], out, xlabel: str = "characters of training since the B = 2 model (millions)") -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -73,7 +73,7 @@ def plot(rows: list[dict], out) -> None:
     axes[0].set_ylabel("word share (target >= 0.95 at B = 8)")
     axes[1].set_ylabel("generative bits/char (real text about 0.99)")
     for ax in axes:
-        ax.set_xlabel("characters of training since the B = 2 model (millions)")
+        ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.suptitle("Block diffusion without verification, against training")

@@ -19,6 +19,10 @@ behind when it writes), at the sampler's settings (the model's default T and top
 and prints characters a round, 1 + kept, for drafts of 1 .. window - 1 characters. A merged round costs
 one evaluation, so that is the most characters an evaluation this kind of draft can reach (with a window
 for every way a check can end).
+
+It reads the network's distributions directly rather than through the sampler's stream (`denoise`): it
+needs whole distributions of many continuations at once, not text. The contexts of `--own-text` are
+written by the stream (`generate`), and the distributions follow the sampler's rule (`target_distribution`).
 """
 from __future__ import annotations
 
@@ -28,7 +32,8 @@ import random
 
 import torch
 
-from microdllm.checkpoint import load_checkpoint
+from bench.right_context import windows
+from microdllm.checkpoint import Checkpoint, load_checkpoint
 from microdllm.data import read_text_files
 from microdllm.model import KVCache
 from microdllm.quality import OPENINGS
@@ -40,27 +45,18 @@ COLUMNS = {"ceiling": "exact marginals (the ceiling)", "text": "the text's margi
            "network": "the network's window"}
 
 
-def contexts(text: str, n: int, shortest: int, longest: int, seed: int = 0) -> list[str]:
+def cut(texts: list[str], shortest: int, seed: int = 0) -> list[str]:
+    """Each text cut to a random length of at least `shortest` characters (the context a draft is made behind)."""
     rng = random.Random(seed)
-    out = []
-    for _ in range(n):
-        length = rng.randint(shortest, longest)
-        start = rng.randrange(0, len(text) - length - 1)
-        out.append(text[start:start + length])
-    return out
+    return [t[:rng.randint(min(shortest, len(t)), len(t))] for t in texts]
 
 
-def own_contexts(path: str, n: int, shortest: int, longest: int, seed: int = 0) -> list[str]:
-    """Contexts cut from the model's own stories (its default sampler, the sample-eval openings): the
-    text a draft is made behind when it writes, rather than validation text."""
-    ck, rng = load_checkpoint(path), random.Random(seed)
+def own_stories(ck: Checkpoint, n: int, length: int, seed: int = 0) -> list[str]:
+    """The model's own stories (its default sampler, the sample-eval openings): the text a draft is made
+    behind when it writes, rather than validation text."""
     cfg = defaults_for(ck.model.config)
-    out = []
-    for i in range(n):
-        prompt = OPENINGS[i % len(OPENINGS)] + " "
-        story = generate(ck.model, ck.tokenizer, prompt, cfg.replace(seed=seed + i, gen_len=longest)).text
-        out.append(story[:rng.randint(min(shortest, len(story)), len(story))])
-    return out
+    return [generate(ck.model, ck.tokenizer, OPENINGS[i % len(OPENINGS)] + " ",
+                     cfg.replace(seed=seed + i, gen_len=length)).text for i in range(n)]
 
 
 class Verifier:
@@ -71,8 +67,9 @@ class Verifier:
 
     @torch.inference_mode()
     def at(self, rows: torch.Tensor, first: int) -> torch.Tensor:
-        """p for the characters at positions first .. len - 1 of each row, given the characters before:
-        (R, len - first, V). With `shift` the input past the end is free, so a dummy one is appended."""
+        """p for the characters at positions first .. len of each row (len: the one after the row), given
+        the characters before: (R, len + 1 - first, V). With `shift` the input past the end is free, so a
+        dummy one is appended."""
         logits = self.model(torch.cat([rows, rows[:, -1:]], 1))
         return target_distribution(logits[:, first:rows.size(1) + 1], self.cfg, self.mask_id)
 
@@ -113,14 +110,11 @@ def expected_kept(verifier: Verifier, context: torch.Tensor, q: torch.Tensor, dr
     return passes.cumsum(1).mean(0)                            # E[kept] for drafts of 1, 2, ... characters
 
 
-def measure(path: str, texts: list[str], window: int, paths: int, draws: int, temperature: float | None,
+def measure(ck: Checkpoint, texts: list[str], window: int, paths: int, draws: int, temperature: float | None,
             seed: int = 0, text_marginals: bool = False, ceiling: bool = True) -> dict:
     """Mean characters kept, by draft length, for each drafter (module docstring); ceiling=False: only the
     network's window (one pass and one check a context: a quick way to follow a training run)."""
-    ck = load_checkpoint(path)
     model, tok = ck.model.eval(), ck.tokenizer
-    if not model.config.clean_causal:
-        raise SystemExit(f"{path}: not a clean-causal model (it has no verifier to draft for)")
     cfg = defaults_for(model.config)
     if temperature is not None:
         cfg = cfg.replace(temperature=temperature)
@@ -142,7 +136,7 @@ def measure(path: str, texts: list[str], window: int, paths: int, draws: int, te
             as_drafted = target_distribution(text_m.clamp_min(1e-30).log(), cfg, tok.mask_id)
             kept["text"] += expected_kept(verifier, context, as_drafted, draws, g)
     n = len(texts)
-    return {"checkpoint": path, "contexts": n, "window": window, "paths": paths, "draws": draws,
+    return {"contexts": n, "window": window, "paths": paths, "draws": draws,
             "temperature": cfg.temperature, "top_p": cfg.top_p, "marginal_entropy_bits": (entropy / n).tolist(),
             **{f"kept_{k}": (v / n).tolist() for k, v in kept.items()}}
 
@@ -200,13 +194,16 @@ def main(argv=None) -> None:
         with open(args.replot) as f:
             plot(json.load(f), args.plot, args.measured)
         return
-    torch.manual_seed(args.seed)
+    ck = load_checkpoint(args.checkpoint)
+    if not ck.model.config.clean_causal:
+        raise SystemExit(f"{args.checkpoint}: not a clean-causal model (it has no verifier to draft for)")
     if args.own_text:
-        texts = own_contexts(args.checkpoint, args.contexts, args.shortest, args.longest, args.seed)
+        texts = own_stories(ck, args.contexts, args.longest, args.seed)
     else:
-        texts = contexts(read_text_files([args.data]), args.contexts, args.shortest, args.longest, args.seed)
-    r = measure(args.checkpoint, texts, args.window, args.paths, args.draws, args.temperature, args.seed,
-                args.text_marginals, ceiling=not args.network_only)
+        texts = windows(read_text_files([args.data]), args.contexts, args.longest, args.seed)
+    r = {"checkpoint": args.checkpoint,
+         **measure(ck, cut(texts, args.shortest, args.seed), args.window, args.paths, args.draws, args.temperature,
+                   args.seed, args.text_marginals, ceiling=not args.network_only)}
     print(f"{r['checkpoint']}: T {r['temperature']}, top-p {r['top_p']}, {r['contexts']} contexts")
     columns = [k for k in ("ceiling", "text", "network") if f"kept_{k}" in r]
     print("| draft length | characters a round: " + " | ".join(COLUMNS[k] for k in columns) + " |")

@@ -111,10 +111,12 @@ def expected_kept(verifier: Verifier, context: torch.Tensor, q: torch.Tensor, dr
 
 
 def measure(ck: Checkpoint, texts: list[str], window: int, paths: int, draws: int, temperature: float | None,
-            seed: int = 0, text_marginals: bool = False, ceiling: bool = True) -> dict:
+            seed: int = 0, text_marginals: bool = False, ceiling: bool = True, drafter=None) -> dict:
     """Mean characters kept, by draft length, for each drafter (module docstring); ceiling=False: only the
-    network's window (one pass and one check a context: a quick way to follow a training run)."""
+    network's window (one pass and one check a context: a quick way to follow a training run). `drafter`:
+    another clean-causal network (same vocabulary) whose window drafts for this checkpoint's verifier."""
     model, tok = ck.model.eval(), ck.tokenizer
+    drafter = model if drafter is None else drafter.eval()
     cfg = defaults_for(model.config)
     if temperature is not None:
         cfg = cfg.replace(temperature=temperature)
@@ -129,7 +131,7 @@ def measure(ck: Checkpoint, texts: list[str], window: int, paths: int, draws: in
             m = verifier.marginals(context, window, paths, g)
             kept["ceiling"] += expected_kept(verifier, context, m, draws, g)
             entropy += -(m * m.clamp_min(1e-12).log2()).sum(-1)
-        kept["network"] += expected_kept(verifier, context, network_window(model, context, window, tok.mask_id, cfg),
+        kept["network"] += expected_kept(verifier, context, network_window(drafter, context, window, tok.mask_id, cfg),
                                          draws, g)
         if raw:
             text_m = raw.marginals(context, window, paths, g)
@@ -184,6 +186,7 @@ def main(argv=None) -> None:
     p.add_argument("--network-only", action="store_true", help="only the network's window (no ceiling: quick)")
     p.add_argument("--text-marginals", action="store_true",
                    help="also the text's exact marginals (the verifier at T 1), tempered and filtered as a draft is")
+    p.add_argument("--drafter", help="draft with this checkpoint's window instead (the verifier stays CHECKPOINT's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json")
     p.add_argument("--plot", help="draw characters a round against draft length (PNG)")
@@ -197,14 +200,19 @@ def main(argv=None) -> None:
     ck = load_checkpoint(args.checkpoint)
     if not ck.model.config.clean_causal:
         raise SystemExit(f"{args.checkpoint}: not a clean-causal model (it has no verifier to draft for)")
+    drafter = load_checkpoint(args.drafter) if args.drafter else None
+    if drafter and (not drafter.model.config.clean_causal or drafter.tokenizer.chars != ck.tokenizer.chars):
+        raise SystemExit(f"{args.drafter}: not a clean-causal model with {args.checkpoint}'s vocabulary")
     if args.own_text:
         texts = own_stories(ck, args.contexts, args.longest, args.seed)
     else:
         texts = windows(read_text_files([args.data]), args.contexts, args.longest, args.seed)
     r = {"checkpoint": args.checkpoint,
          **measure(ck, cut(texts, args.shortest, args.seed), args.window, args.paths, args.draws, args.temperature,
-                   args.seed, args.text_marginals, ceiling=not args.network_only)}
-    print(f"{r['checkpoint']}: T {r['temperature']}, top-p {r['top_p']}, {r['contexts']} contexts")
+                   args.seed, args.text_marginals, ceiling=not args.network_only,
+                   drafter=drafter and drafter.model), "drafter": args.drafter or args.checkpoint}
+    drafted_by = f", drafts by {args.drafter}" if args.drafter else ""
+    print(f"{r['checkpoint']}: T {r['temperature']}, top-p {r['top_p']}, {r['contexts']} contexts{drafted_by}")
     columns = [k for k in ("ceiling", "text", "network") if f"kept_{k}" in r]
     print("| draft length | characters a round: " + " | ".join(COLUMNS[k] for k in columns) + " |")
     print("|---:|" + "---:|" * len(columns))

@@ -277,3 +277,21 @@ def test_draft_ceiling_keeps_every_character_of_a_greedy_verifiers_path_and_none
     assert torch.equal(expected_kept(verifier, context, wrong, 4, g), torch.zeros(4))
     q = network_window(model, context, 5, tok.mask_id, cfg)
     assert q.shape == m.shape and torch.allclose(q.sum(-1), torch.ones(5)) and not q[:, tok.mask_id].any()
+
+
+def test_draft_ceiling_drafts_with_another_network_for_the_same_verifier(trained):
+    # --drafter: the verifier stays the checkpoint's; the window is the other network's. The same network
+    # as drafter measures what it measures alone; an untrained one keeps fewer characters.
+    import copy
+
+    from bench.draft_ceiling import measure
+    from microdllm.checkpoint import load_checkpoint
+
+    ck = load_checkpoint(trained[2])
+    texts = [story_text()[:40], story_text()[10:60]]
+    alone = measure(ck, texts, 4, paths=2, draws=16, temperature=None, ceiling=False)
+    same = measure(ck, texts, 4, paths=2, draws=16, temperature=None, ceiling=False, drafter=copy.deepcopy(ck.model))
+    assert same["kept_network"] == alone["kept_network"]
+    untrained, _ = tiny_model(ck.tokenizer, **CLEAN_CAUSAL)
+    other = measure(ck, texts, 4, paths=2, draws=16, temperature=None, ceiling=False, drafter=untrained)
+    assert other["kept_network"][-1] < alone["kept_network"][-1]

@@ -35,6 +35,10 @@ from microdllm.checkpoint import load_checkpoint, save_checkpoint
 from microdllm.data import read_text_files, sample_windows, validation_windows
 from microdllm.evaluate import evaluate_blocks
 from microdllm.model import KVCache
+from microdllm.remasking import target_distribution
+from microdllm.sampling import SamplerConfig
+
+TEXT = SamplerConfig(temperature=1.0, top_p=1.0, top_k=0)     # the distributions as they are: no T, no filter
 
 
 def tree_mask(L: int, anchors: torch.Tensor, paths: int, steps: int) -> torch.Tensor:
@@ -68,12 +72,10 @@ def teacher_marginals(model, rows: torch.Tensor, anchors: torch.Tensor, window: 
     pos_row = torch.arange(L + 1)
     pos_path = [anchors.repeat_interleave(paths) + 1 + j for j in range(steps)]
 
-    def dist(logits):
-        return logits.float().index_fill(-1, torch.tensor([mask_id]), float("-inf")).softmax(-1)
-
     # model._run with our own mask and positions: the tree is no layout the model's public passes make
     cache = KVCache(model.config.n_layer)                               # the row's keys, then each round's
-    p = dist(model._run(row_inputs, mask=full[:L + 1, :L + 1], positions=pos_row, cache=cache, keep=L + 1))
+    logits = model._run(row_inputs, mask=full[:L + 1, :L + 1], positions=pos_row, cache=cache, keep=L + 1)
+    p = target_distribution(logits, TEXT, mask_id)
     cache.length += L + 1
     marg = [p[:, anchors]]                                               # m_0: input a predicts character a
     cur = p[:, anchors].repeat_interleave(paths, 1)                      # (R, A * paths, V)
@@ -83,7 +85,7 @@ def teacher_marginals(model, rows: torch.Tensor, anchors: torch.Tensor, window: 
         out = model._run(model.token_emb(drawn), mask=full[q0:q0 + A * paths, :q0 + A * paths],
                          positions=pos_path[j], cache=cache, keep=A * paths)
         cache.length += A * paths
-        cur = dist(out)
+        cur = target_distribution(out, TEXT, mask_id)
         marg.append(cur.view(R, A, paths, -1).mean(2))
     return p[:, :L], torch.stack(marg, 2)
 
@@ -105,7 +107,7 @@ def window_kl(model, rows: torch.Tensor, anchors: torch.Tensor, m: torch.Tensor,
     anchors): how far the drafter is from the marginals it should draft from. Anchors: multiples of W."""
     W = m.size(2)
     drafted = model(windows_as_drafted(rows, W, mask_id), clean=rows, block=W)[:, anchors[:, None] + torch.arange(W)]
-    log_q = drafted.float().index_fill(-1, torch.tensor([mask_id]), float("-inf")).log_softmax(-1)
+    log_q = target_distribution(drafted, TEXT, mask_id).log()
     terms = torch.where(m > 0, m * (m.clamp_min(1e-30).log() - log_q), torch.zeros(()))
     return terms.sum(-1).mean((0, 1)).tolist()
 

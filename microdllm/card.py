@@ -20,7 +20,7 @@ KIND_INTROS = {
                  "micro-dLLM. It writes by starting from a fully masked sequence and un-masking characters, "
                  "everywhere at once, over a few dozen denoising steps; it can fill in blanks.",
     "block diffusion": "A character-level **block-diffusion language model** (BD3-LM recipe, shrunk), trained with "
-                       "micro-dLLM from its autoregressive baseline. It writes blocks of {B} characters left to "
+                       "micro-dLLM{origin}. It writes blocks of {B} characters left to "
                        "right; inside a block the characters are un-masked in parallel, diffusion-style, while "
                        "the blocks behind it come from a KV cache.",
     "autoregressive": "A character-level **autoregressive language model** (the same Transformer with causal "
@@ -38,13 +38,35 @@ CLEAN_CAUSAL_INTRO = (" Its clean half reads the text causally, so the same netw
                       "half alone.")
 
 
-def kind_intro(model_config) -> str:
-    """The model card's first paragraph: what kind of model it is and how it writes."""
+ORIGINS = {"random": " from random weights", "autoregressive": " from its autoregressive baseline"}
+MAX_STAGES = 8   # how far back a card follows init_from
+
+
+def first_stage(cfg: dict) -> str:
+    """Where a checkpoint's training began, following each stage's init_from back to its first:
+    "random" (random weights), "autoregressive" (an autoregressive checkpoint) or "" (unknown: a
+    stage that is not on this machine, or a chain longer than MAX_STAGES)."""
+    for _ in range(MAX_STAGES):
+        tcfg = cfg.get("training", {}).get("config", {})
+        if cfg.get("model", {}).get("causal"):
+            return "autoregressive"
+        if not tcfg.get("init_from"):
+            return "random" if tcfg else ""
+        try:
+            cfg = read_config(tcfg["init_from"])
+        except CheckpointError:
+            return ""
+    return ""
+
+
+def kind_intro(model_config, origin: str = "") -> str:
+    """The model card's first paragraph: what kind of model it is, where its training began (`first_stage`)
+    and how it writes."""
     intro = KIND_INTROS[model_config.kind]
     if getattr(model_config, "clean_causal", False):
         intro += CLEAN_CAUSAL_INTRO
     return intro.format(B=model_config.attn_block, W=VERIFY_DEFAULT.draft_window,
-                        ends=1 + VERIFY_DEFAULT.outcome_windows)
+                        ends=1 + VERIFY_DEFAULT.outcome_windows, origin=ORIGINS.get(origin, ""))
 
 
 def kind_label(model_config) -> str:
@@ -175,7 +197,7 @@ def write_model_card(directory, *, title: str, hardware: str = "", samples: list
     cfg = read_config(directory)
     ev = evaluation or {}
     model_config = ModelConfig.from_dict(cfg["model"])
-    intro = kind_intro(model_config)
+    intro = kind_intro(model_config, first_stage(cfg))
     lines = [*_front_matter(title, ev), "", f"# {title}", "", intro, "", *_model_table(cfg), "",
              *_training_table(cfg, hardware), "", "![loss curve](loss_curve.png)", "", *_evaluation(ev),
              *_samples(samples), *(["", notes] if notes else [])]

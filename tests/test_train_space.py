@@ -60,8 +60,8 @@ def test_a_two_stage_recipe_converts_its_autoregressive_stage_into_block_diffusi
     assert seen == [str(tmp_path / "run-stage1"), str(out)]
 
 
-def test_the_large_block_recipe_grows_blocks_of_2_into_blocks_of_16_with_a_causal_verifier(tmp_path, monkeypatch):
-    # tiny-block16 (the bundled default's recipe): AR, blocks of 2, then blocks of 16 in two stages.
+def test_the_large_block_recipe_trains_blocks_of_16_with_a_causal_verifier_from_random_weights(tmp_path, monkeypatch):
+    # tiny-block16 (the bundled default's recipe): blocks of 16 from random weights, in two stages.
     import dataclasses
     import json
 
@@ -75,9 +75,10 @@ def test_the_large_block_recipe_grows_blocks_of_2_into_blocks_of_16_with_a_causa
     assert train_space.main(["--recipe", "tiny-block16", "--train-file", str(train_file), "--val-file", str(val_file),
                              "--out", str(out), "--max-iters", "2", "--batch-size", "2", "--eval-windows", "2"]) == 0
     configs = [json.loads((tmp_path / d / "config.json").read_text())
-               for d in ("run-stage1", "run-stage2", "run-stage3", "run")]
-    assert [c["model"].get("attn_block") for c in configs] == [None, 2, 16, 16]
-    assert [c["training"]["config"]["ar_weight"] for c in configs[2:]] == [1.0, 4.0]
-    assert configs[3]["model"]["clean_causal"] and configs[3]["training"]["config"]["init_from"] == str(tmp_path / "run-stage3")
-    assert configs[3]["training"]["config"]["block_sizes"] == [4, 8, 16, 16]
+               for d in ("run-stage1", "run")]
+    assert [c["model"].get("attn_block") for c in configs] == [16, 16]
+    assert [c["training"]["config"]["ar_weight"] for c in configs] == [1.0, 4.0]
+    assert [c["training"]["config"]["init_from"] for c in configs] == [None, str(tmp_path / "run-stage1")]
+    assert configs[1]["model"]["clean_causal"] and configs[1]["training"]["config"]["block_sizes"] == [4, 8, 16, 16]
     assert "block diffusion" in (out / "README.md").read_text()
+    assert "trained with micro-dLLM from random weights" in (out / "README.md").read_text()

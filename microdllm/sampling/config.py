@@ -106,7 +106,8 @@ BLOCK_DEFAULT = SamplerConfig(steps=4, remasking="low_confidence", threshold=0.8
 # evaluation: measured against windows of 3-16 and 0-5 outcome windows (bench/draft_windows.py,
 # docs/experiments.md 6d, 6g). Its blocks of 16, when written by block diffusion instead, get one step a
 # character (the steps knob at B), and every other character it is 0.7 sure of: four steps a block wrote
-# half words (word share 0.50), this 0.79, at 1.27 characters an evaluation (experiments.md 6k).
+# half words (word share 0.50), this 0.79, at 1.27 characters an evaluation (experiments.md 6k); the model
+# trained from random weights (bundled at stop 17) 0.95 at 1.47 (6l).
 VERIFY_DEFAULT = BLOCK_DEFAULT.replace(mode="verify", draft_window=5, outcome_windows=2, steps=16, threshold=0.7)
 SAMPLER_PRESETS = {
     "default": DEFAULT,

@@ -5,7 +5,7 @@
     python train_space.py --recipe micro --push-to-hub you/micro-dllm   # then: MICRODLLM_CHECKPOINT=you/micro-dllm python app.py
     python train_space.py --recipe tiny-block              # the bundled blocks of 2: the AR baseline, then blocks of 2 from it
     python train_space.py --recipe micro-block             # the same two stages at the original's size (use a GPU)
-    python train_space.py --recipe tiny-block16            # the bundled default: blocks of 16 from random weights (8 h on a CPU)
+    python train_space.py --recipe tiny-block16            # the bundled default: blocks of 16 from random weights (5 h, 2 cores)
     python train_space.py --recipe micro-block16           # the same two stages at the original's size (use a GPU)
 
 Runs on whatever is present (CUDA, MPS or CPU) and under `torchrun --nproc_per_node K`.
@@ -39,8 +39,9 @@ from microdllm.train import TrainConfig, pick_device, train
 # block sizes, in two stages: stage 1 with the next-character loss at weight 1 (the bundled run stopped at step
 # 3000 of an 8000-step cosine, its rates at 0.73 of their peak, where its causal half had stopped improving:
 # here a 3000-step decay to 0.73), stage 2 that loss at weight 4 from there, a cosine over 5000 steps to stage
-# 1's floor (2.2-4.5 s a step on two CPU cores: about 4 h for stage 1, 3 h for stage 2). A block half grown from an
-# autoregressive model reads little to the right of a mask (docs/experiments.md 6i), so it does not start there.
+# 1's floor (~2.2 s a step on two idle CPU cores: 1.8 h for stage 1, 3 h for stage 2; the bundled run, beside
+# other work, took longer). A block half grown from an autoregressive model reads little to the right of a mask
+# (docs/experiments.md 6i), so it does not start there.
 AR_STAGE = dict(causal=True, time_embedding=False, optimizer="muon", muon_lr=0.02, lr=2e-3, batch_size=32,
                 warmup_iters=100, eval_interval=100, save_interval=100)
 BLOCK_STAGE = dict(shift=True, time_embedding=False, attn_block=2, mask_range=[0.3, 0.8], schedule="linear",

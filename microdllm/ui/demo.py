@@ -21,8 +21,8 @@ its diffusion half drafts a few characters at once from masks (the grey ghosts),
 left-to-right half checks each draft in the same evaluation, keeping it up to the first disagreement
 ([TiDAR](https://arxiv.org/abs/2511.08923)-style draft and verify: a left-to-right model's text, in fewer
 evaluations). Set Writing to Block diffusion to watch it denoise whole blocks from masks
-([BD3-LM](https://arxiv.org/abs/2503.09573): one character a step, or more where it is sure), or choose the model with
-blocks of 2, or the full-sequence model that writes everywhere at once and fills in blanks
+([BD3-LM](https://arxiv.org/abs/2503.09573): one character a step, or more where it is sure), or choose
+the model with blocks of 2, or the full-sequence model that writes everywhere at once and fills in blanks
 ([MDLM](https://arxiv.org/abs/2406.07524) / [LLaDA](https://arxiv.org/abs/2502.09992)). Small
 character-level models trained on TinyStories."""
 

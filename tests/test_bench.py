@@ -1,6 +1,7 @@
 """The speed benchmark (microdllm/speed.py): its arithmetic and plumbing; `python -m microdllm bench` measures."""
 import time
 
+import pytest
 from helpers import tiny_model
 
 from microdllm import speed
@@ -56,12 +57,29 @@ def test_the_race_alone_from_the_command_line(tmp_path, capsys):
     from microdllm.cli import main
 
     out = tmp_path / "race.json"
-    assert main(["bench", "--race", "--repeats", "1", "--threads", "1", "--json", str(out)]) in (0, None)
+    assert main(["bench", "--race", "--seeds", "1", "--repeats", "1", "--threads", "1", "--json", str(out)]) in (0, None)
     rows = {r["model"]: r for r in json.loads(out.read_text())["race"]}
     block, plain = rows["tinystories-tiny-block"], rows["tinystories-tiny-block (no lookahead)"]
     assert block["text"] == plain["text"] and block["nfe"] < plain["nfe"] < block["characters"]
     assert rows["tinystories-tiny-ar"]["vs_autoregressive"] == 1 and rows["tinystories-tiny-ar"]["nfe"] == 200
     assert "| tinystories-tiny-block (no lookahead) | block diffusion |" in capsys.readouterr().out
+
+
+def test_the_race_writes_with_several_seeds_unless_told(monkeypatch, capsys):
+    # One sampled draw of one prompt moves draft and verify's ratio by 0.1 (experiments.md 6l): by default
+    # each run of the race writes with RACE_SEEDS seeds; --seeds N says otherwise; without --race it is refused.
+    from microdllm import cli, speed
+
+    asked = []
+    monkeypatch.setattr(speed, "bench_race", lambda repeats, **kw: asked.append(kw["seeds"]) or [])
+    monkeypatch.setattr(speed, "save", lambda *a: "")
+    cli.main(["bench", "--race"])
+    cli.main(["bench", "--race", "--seeds", "3"])
+    assert asked == [speed.RACE_SEEDS, 3] and speed.RACE_SEEDS >= 8
+    with pytest.raises(SystemExit):
+        cli.main(["bench", "--help"])
+    assert f"(default {speed.RACE_SEEDS}," in " ".join(capsys.readouterr().out.split())
+    assert cli.main(["bench", "--seeds", "3", "--no-sampling"]) == 2
 
 
 def test_the_race_with_int8_races_every_model_both_ways_against_the_faster_baseline(tmp_path):

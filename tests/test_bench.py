@@ -68,7 +68,7 @@ def test_the_race_alone_from_the_command_line(tmp_path, capsys):
 def test_the_race_writes_with_several_seeds_unless_told(monkeypatch, capsys):
     # One sampled draw of one prompt moves draft and verify's ratio by 0.1 (experiments.md 6l): by default
     # each run of the race writes with RACE_SEEDS seeds; --seeds N says otherwise; without --race it is refused.
-    from microdllm import cli, speed
+    from microdllm import cli
 
     asked = []
     monkeypatch.setattr(speed, "bench_race", lambda repeats, **kw: asked.append(kw["seeds"]) or [])

@@ -3,7 +3,8 @@
 Run from the repository root (a clean-causal block checkpoint, at its default temperature):
 
     python -m bench.draft_windows --checkpoint checkpoints/tinystories-tiny-block16 \\
-        --windows 3 4 5 16 --outcomes 0 16 --n 4 --repeats 3 [--threads 1] [--int8] [--json out.json] [--plot out.png]
+        --windows 3 4 5 16 --outcomes 0 16 [--trees 0 8] --n 4 --repeats 3 [--threads 1] [--int8] [--json out.json]
+        [--plot out.png]
     python -m bench.draft_windows --replot out.json --plot out.png     # draw an earlier run again
 
 Every setting writes 200 characters after each of n sample-eval openings; all settings and the KV-cached
@@ -30,11 +31,13 @@ from microdllm.speed import round_robin
 AR_CHECKPOINT = "checkpoints/tinystories-tiny-ar"
 
 
-def settings(ck, base, windows: list[int], outcomes: list[int], int8: bool = False) -> dict:
-    """name -> (checkpoint, sampler settings): every window x outcome windows, and with int8 weights too."""
+def settings(ck, base, windows: list[int], outcomes: list[int], int8: bool = False, trees: tuple[int, ...] = (0,)) -> dict:
+    """name -> (checkpoint, sampler settings): every window x outcome windows x draft (a path, or a tree of
+    that many characters), and with int8 weights too."""
     served = {"": ck, ", int8": serve_checkpoint(ck, int8=True)} if int8 else {"": ck}
-    return {f"window {w}, {o} outcome windows{tag}": (c, base.replace(draft_window=w, outcome_windows=o))
-            for w in windows for o in outcomes for tag, c in served.items()}
+    return {f"window {w}, {o} outcome windows{f', tree {t}' if t else ''}{tag}":
+            (c, base.replace(draft_window=w, outcome_windows=o, draft_tree=t))
+            for w in windows for o in outcomes for t in trees for tag, c in served.items()}
 
 
 def race(ar, runs: dict, prompts: list[str], repeats: int, int8: bool = False) -> list[dict]:
@@ -90,6 +93,8 @@ def main(argv=None) -> None:
     p.add_argument("--checkpoint", help="a clean-causal block checkpoint (needed unless --replot)")
     p.add_argument("--windows", type=int, nargs="+", default=[3, 4, 5, 16])
     p.add_argument("--outcomes", type=int, nargs="+", default=[0, 16])
+    p.add_argument("--trees", type=int, nargs="+", default=[0],
+                   help="drafts checked: 0 a path drawn from the window, N a tree of its N likeliest characters")
     p.add_argument("--n", type=int, default=4, help="openings (prompts)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=1)
@@ -107,7 +112,7 @@ def main(argv=None) -> None:
     ck, ar = load_checkpoint(args.checkpoint), load_checkpoint(AR_CHECKPOINT)
     base = defaults_for(ck.model_config).replace(gen_len=200, mode="verify", polish=0, block_len=None)
     prompts = [OPENINGS[i % len(OPENINGS)] + " " for i in range(args.n)]
-    rows = race(ar, settings(ck, base, args.windows, args.outcomes, args.int8), prompts, args.repeats, args.int8)
+    rows = race(ar, settings(ck, base, args.windows, args.outcomes, args.int8, args.trees), prompts, args.repeats, args.int8)
     print(f"T={base.temperature}, top-p {base.top_p}, {args.n} openings, {args.threads} thread(s)\n")
     print("| setting | evaluations | characters / evaluation | positions / evaluation | vs autoregressive |")
     print("|---|---:|---:|---:|---:|")
@@ -119,7 +124,7 @@ def main(argv=None) -> None:
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"checkpoint": args.checkpoint, "threads": args.threads, "n": args.n, "repeats": args.repeats,
-                       "int8": args.int8,
+                       "int8": args.int8, "trees": args.trees,
                        "temperature": base.temperature, "rows": rows}, f, indent=2)
 
 

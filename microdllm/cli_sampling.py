@@ -54,6 +54,9 @@ def _add_sampler_args(p):
     p.add_argument("--outcome-windows", type=int,
                    help="--verify: how many ways a check can end get a draft of their own in the same evaluation, "
                         "besides the likeliest (0 = only the likeliest does)")
+    p.add_argument("--draft-tree", type=int,
+                   help="--verify: check a tree of this many drafted characters, the window's likeliest paths, in "
+                        "place of one path drawn from it (0 = a path); more characters a round for more positions")
 
 
 def _add_generate(sub):
@@ -80,7 +83,8 @@ def sampler_config(args, model_config=None):
              "gen_len": "gen_len", "seed": "seed", "top_k": "top_k", "top_p": "top_p", "block_len": "block_len",
              "threshold": "threshold", "reveal_schedule": "reveal_schedule", "polish": "polish",
              "lookahead": "lookahead", "mode": "mode", "merge": "merge",
-             "draft_window": "draft_window", "outcome_windows": "outcome_windows", "entropy_bound": "entropy_bound"}
+             "draft_window": "draft_window", "outcome_windows": "outcome_windows", "draft_tree": "draft_tree",
+             "entropy_bound": "entropy_bound"}
     given = {field: getattr(args, arg) for arg, field in names.items() if getattr(args, arg) is not None}
     knobs = switches(given.pop("threshold", cfg.threshold), given.pop("reveal_schedule", cfg.reveal_schedule))
     return cfg.replace(**given, **knobs)
@@ -197,7 +201,8 @@ def _print_sample_eval(result: dict, source: str, cfg, causal: bool = False):
     from .quality import TARGETS
 
     how = {"verify": f"draft and verify ({'merged' if cfg.merge else 'unmerged'}, window "
-                     f"{cfg.block_len or cfg.draft_window or 'the block'}, {cfg.outcome_windows} outcome windows)",
+                     f"{cfg.block_len or cfg.draft_window or 'the block'}, {cfg.outcome_windows} outcome windows"
+                     f"{f', a tree of {cfg.draft_tree}' if cfg.draft_tree else ''})",
            "left-to-right": "left to right"}.get(cfg.mode, f"{cfg.remasking} remasking, {cfg.steps} steps")
     how = "left to right" if causal else how
     print(f"{source}: {result['n']} continuations, {how}, T={cfg.temperature}")

@@ -82,6 +82,18 @@ class KVCache:
         self.values[i][:, :, self.length:end] = v
         return self.keys[i][:, :, :end], self.values[i][:, :, :end]
 
+    def keep(self, slots: list[int]) -> None:
+        """Keep, of the inputs from slots[0] on, only those at `slots` (ascending), moved to slots[0],
+        slots[0] + 1, ...: the path a check of a tree of drafts kept; its other branches are forgotten."""
+        start, count = slots[0], len(slots)
+        if slots[-1] != start + count - 1:                  # not already in place
+            rows = torch.tensor(slots)
+            for store in (self.keys, self.values):
+                for t in store:
+                    if t is not None:
+                        t[:, :, start:start + count] = t[:, :, rows]
+        self.length = min(self.length, start + count)
+
     def _grow(self, i: int, k: torch.Tensor, v: torch.Tensor, end: int) -> None:
         size = max(end, 2 * (self.keys[i].size(2) if self.keys[i] is not None else 0), 64)
         for store, new in ((self.keys, k), (self.values, v)):
@@ -255,8 +267,8 @@ class Transformer(nn.Module):
         return logits
 
     @torch.inference_mode()
-    def verify_and_draft(self, clean: torch.Tensor, cache: KVCache,
-                         windows: list[tuple[int, torch.Tensor]] = ()) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def verify_and_draft(self, clean: torch.Tensor, cache: KVCache, windows: list[tuple[int, torch.Tensor]] = (),
+                         parents: list[int] | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """One evaluation of a clean-causal model with two kinds of inputs behind the cached ones (TiDAR):
 
         clean: (k,) ids read causally by the inputs at cache.length, cache.length + 1, ... (-1: the start
@@ -266,19 +278,27 @@ class Transformer(nn.Module):
             at clean input a's position and reads the same id; a window sees the clean inputs before a
             and itself, as a block sees the blocks behind it in training. Several windows at different
             a are the drafts for each way a check of the clean inputs can end.
+        parents: the clean inputs as a tree (tree attention, SpecInfer / Medusa): the index of each one's
+            parent among them (-1: the cached text), parents first. An input sits one position after its
+            parent and sees only its ancestors, so each path from the first is a text the autoregressive
+            model reads; "before a" is then a's ancestors. None: a chain (each input's parent the one before).
 
         Returns the clean inputs' logits (k, V) and each window's (W_i, V)."""
         n, k = cache.length, clean.numel()
-        if not windows:                                      # the clean half alone: causal, as extend
+        if not windows and parents is None:                  # the clean half alone: causal, as extend
             x = self._embed_reads(clean, n)
             logits = self._run(x[None], n, self._mask(k, n + k, q_start=n), cache, keep=k)[0]
             cache.length += k
             return logits, []
+        if parents is None:
+            ancestors, depth = torch.ones(k, k, dtype=torch.bool).tril(), torch.arange(k)
+        else:
+            ancestors, depth = tree_ancestors(parents)
         reads = torch.cat([clean, *(ids for _, ids in windows)])
         x = self._embed_reads(reads, n)
-        positions = torch.cat([torch.arange(n, n + k)] + [torch.arange(n + a, n + a + ids.numel())
-                                                          for a, ids in windows]).to(self.cos.device)
-        mask = _verify_draft_mask(n, k, [(a, ids.numel()) for a, ids in windows]).to(self.cos.device)
+        positions = torch.cat([n + depth] + [torch.arange(n + int(depth[a]), n + int(depth[a]) + ids.numel())
+                                             for a, ids in windows]).to(self.cos.device)
+        mask = _verify_draft_mask(n, ancestors, [(a, ids.numel()) for a, ids in windows]).to(self.cos.device)
         logits = self._run(x[None], mask=mask, cache=cache, keep=k, positions=positions)[0]
         cache.length += k
         return logits[:k], list(logits[k:].split([ids.numel() for _, ids in windows]))
@@ -302,18 +322,37 @@ def _additive(mask: torch.Tensor | None) -> torch.Tensor | None:
     return torch.zeros(mask.shape, device=mask.device).masked_fill_(~mask, float("-inf"))
 
 
-def _verify_draft_mask(n: int, k: int, windows: list[tuple[int, int]]) -> torch.Tensor:
-    """(k + sum W_i, n + k + sum W_i) for `verify_and_draft`: keys are the n cached and k new clean inputs
-    (at positions 0 .. n + k - 1), then each window's W_i inputs. A clean query sees the clean keys up to
-    its own position; the queries of a window anchored at clean input a see the clean keys before
-    position n + a and their own window."""
-    sees_before, own_from, own_to, first = list(range(n + 1, n + k + 1)), [0] * k, [0] * k, n + k
-    for a, w in windows:
-        sees_before += [n + a] * w
-        own_from, own_to, first = own_from + [first] * w, own_to + [first + w] * w, first + w
-    keys = torch.arange(first)[None]
-    before, lo, hi = (torch.tensor(v)[:, None] for v in (sees_before, own_from, own_to))
-    return (keys < before) | ((keys >= lo) & (keys < hi))
+def tree_ancestors(parents: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """For a tree given by each node's parent (-1: the root's; parents first): (k, k) booleans, [i, j] where
+    j is i or one of its ancestors, and each node's depth (0 for a child of the root)."""
+    k = len(parents)
+    ancestors, depth = torch.eye(k, dtype=torch.bool), torch.zeros(k, dtype=torch.long)
+    for i, parent in enumerate(parents):
+        if not -1 <= parent < i:
+            raise ValueError(f"node {i}'s parent {parent} is not a node before it")
+        if parent >= 0:
+            ancestors[i] |= ancestors[parent]
+            depth[i] = depth[parent] + 1
+    return ancestors, depth
+
+
+def _verify_draft_mask(n: int, ancestors: torch.Tensor, windows: list[tuple[int, int]]) -> torch.Tensor:
+    """(k + sum W_i, n + k + sum W_i) for `verify_and_draft`: keys are the n cached and k new clean inputs,
+    then each window's W_i inputs. Every query sees the cached keys; a clean query sees itself and its
+    ancestors among the clean keys (`tree_ancestors`: a chain's are the inputs before it); the queries of
+    a window anchored at clean input a see a's ancestors but not a, and their own window."""
+    k, w = len(ancestors), sum(width for _, width in windows)
+    mask = torch.zeros(k + w, n + k + w, dtype=torch.bool)
+    mask[:, :n] = True
+    mask[:k, n:n + k] = ancestors
+    first = k
+    for a, width in windows:
+        rows = slice(first, first + width)
+        mask[rows, n:n + k] = ancestors[a]
+        mask[rows, n + a] = False
+        mask[rows, n + first:n + first + width] = True
+        first += width
+    return mask
 
 
 def attention_block(config: ModelConfig) -> int | None:

@@ -10,7 +10,7 @@ from microdllm.diffusion import corrupt_blocks, get_schedule
 from microdllm.model import KVCache
 from microdllm.remasking import target_distribution
 from microdllm.sampling import SamplerConfig, SamplingError, denoise, generate
-from microdllm.sampling.verify import _accepted, _residual
+from microdllm.sampling.draft import Draft, likeliest_ends, likeliest_tree, speculative, walk
 from microdllm.train import TrainConfig, Trainer
 
 CLEAN_CAUSAL = dict(time_embedding=False, shift=True, attn_block=8, clean_causal=True)
@@ -83,6 +83,38 @@ def test_windows_anchored_along_the_draft_each_see_only_the_text_before_them():
     assert torch.allclose(clean, model(x)[0, :16], atol=1e-5)
 
 
+def test_a_tree_of_clean_inputs_reads_each_path_as_the_causal_half_does_and_the_cache_keeps_one():
+    # Inputs 0..10 read the start vector and characters 0..9 (a chain); behind input 10 (the root) a tree:
+    # nodes a, b, c, d with parents root, a, root, c. Each node's row must be the plain causal forward of
+    # its path, a window anchored at b must see root and a only, and after keeping the path c, d the
+    # cache must read on as if c, d had been the text all along.
+    model, tok = tiny_model(**CLEAN_CAUSAL)
+    x = torch.randint(1, tok.vocab_size, (12,))
+    nodes, parents = torch.randint(1, tok.vocab_size, (4,)), (-1, 0, -1, 2)
+    reads = torch.cat([torch.tensor([-1]), x[:10], nodes])
+    tree = list(range(-1, 10)) + [11 + p for p in parents]
+    window = torch.cat([nodes[1:2], torch.full((3,), tok.mask_id)])
+
+    def plain(chars):                      # the causal half's logits for the character after `chars`
+        seq = torch.tensor([chars + chars[-1:]])
+        return model(seq)[0, len(chars)]
+
+    with torch.inference_mode():
+        cache = KVCache(model.config.n_layer)
+        logits, (rows,) = model.verify_and_draft(reads, cache, [(12, window)], parents=tree)
+        text = x[:10].tolist()
+        paths = [[0], [0, 1], [2], [2, 3]]
+        for i, path in enumerate(paths):
+            assert torch.allclose(logits[11 + i], plain(text + nodes[path].tolist()), atol=1e-5)
+        chain = torch.cat([torch.tensor([-1]), x[:10], nodes[:2]])
+        _, (alone,) = model.verify_and_draft(chain, KVCache(model.config.n_layer), [(12, window)])
+        assert torch.allclose(rows, alone, atol=1e-5)
+        cache.keep([10, 13, 14])                                       # root, c, d
+        assert cache.length == 13
+        after, _ = model.verify_and_draft(x[10:11], cache)
+        assert torch.allclose(after[0], plain(text + nodes[[2, 3]].tolist() + [int(x[10])]), atol=1e-5)
+
+
 def test_a_clean_causal_config_needs_a_block_and_training_checks_its_options(tmp_path):
     with pytest.raises(ValueError, match="attn_block"):
         get_preset("test", clean_causal=True)
@@ -114,13 +146,14 @@ def test_training_with_the_autoregressive_loss_reports_both_halves(trained):
 
 # ------------------------------------------------------------------------------------------- the sampler
 
-@pytest.mark.parametrize("merge, outcomes, window", [(True, 0, None), (False, 0, None), (True, 16, 4), (True, 2, 6)])
-def test_greedy_draft_and_verify_writes_exactly_the_left_to_right_text(trained, merge, outcomes, window):
+@pytest.mark.parametrize("merge, outcomes, window, tree", [(True, 0, None, 0), (False, 0, None, 0), (True, 16, 4, 0),
+                                                           (True, 2, 6, 0), (True, 2, 5, 8), (False, 0, 6, 12)])
+def test_greedy_draft_and_verify_writes_exactly_the_left_to_right_text(trained, merge, outcomes, window, tree):
     model, tok, _ = trained
     for prompt in ("Once upon", "", "Lily saw a big"):
         l2r = list(denoise(model, tok, prompt, mode="left-to-right", **GREEDY))
         ver = list(denoise(model, tok, prompt, mode="verify", merge=merge, outcome_windows=outcomes,
-                           draft_window=window, **GREEDY))
+                           draft_window=window, draft_tree=tree, **GREEDY))
         assert ver[-1].text == l2r[-1].text == reference_greedy(model, tok, prompt, 40)
         assert l2r[-1].nfe == 40 and ver[-1].done
     kept = [k for k, _ in ver[-1].accepted]
@@ -172,16 +205,47 @@ def test_sampled_draft_and_verify_is_reproducible_and_follows_the_verifier(train
 def test_speculative_acceptance_gives_exactly_the_target_distribution():
     # one drafted character from q, kept with min(1, p/q), else redrawn from max(p - q, 0): the result ~ p
     g = torch.Generator().manual_seed(0)
-    p = torch.tensor([[0.0, 0.5, 0.3, 0.2]])
+    p = torch.tensor([[0.0, 0.5, 0.3, 0.2], [0.0, 0.25, 0.25, 0.5]])
     q = torch.tensor([[0.0, 0.1, 0.6, 0.3]])
     counts = torch.zeros(4)
     for _ in range(20000):
         d = torch.multinomial(q[0], 1, generator=g)
-        if _accepted(p, q, d, g):
-            counts[d] += 1
-        else:
-            counts[torch.multinomial(_residual(p[0], q[0]), 1, generator=g)] += 1
+        kept, char = speculative(Draft(d, q), p, g)
+        counts[d if kept else char] += 1
     assert torch.allclose(counts / counts.sum(), p[0], atol=0.015)
+
+
+def test_a_tree_walk_writes_exactly_the_verifiers_text_two_characters_deep():
+    # The verifier draws at the root; it steps to a child while it draws one. Whatever the tree, the pair of
+    # characters written (kept ones, then the drawn one) follows p(first) p(second | first).
+    g = torch.Generator().manual_seed(0)
+    first = torch.tensor([0.0, 0.5, 0.3, 0.2])
+    second = {1: torch.tensor([0.0, 0.1, 0.2, 0.7]), 2: torch.tensor([0.0, 0.6, 0.2, 0.2])}
+    tree = Draft(torch.tensor([1, 3, 2]), torch.zeros(2, 4), (-1, 0, -1))        # 1 -> 3, and 2
+    p = torch.stack([first, second[1], torch.tensor([0.0, 0.0, 0.0, 1.0]), second[2]])   # rows by key
+    counts = torch.zeros(4, 4)
+    for _ in range(20000):
+        key, char = walk(tree, p, g)
+        path = tree.chars[tree.path(key)].tolist() + [char]
+        if len(path) == 1:                                           # stopped at the root: draw the second
+            path.append(int(torch.multinomial(second.get(char, first), 1, generator=g)))
+        counts[path[0], path[1]] += 1
+    expected = torch.zeros(4, 4)
+    for a in (1, 2, 3):
+        expected[a] = first[a] * second.get(a, first)
+    assert torch.allclose(counts / counts.sum(), expected, atol=0.015)
+
+
+def test_the_likeliest_tree_holds_the_likeliest_paths_parents_first():
+    q = torch.tensor([[0.0, 0.6, 0.4, 0.0], [0.0, 0.0, 0.1, 0.9], [0.0, 0.5, 0.5, 0.0]])
+    tree = likeliest_tree(q, 4)
+    # path probabilities: 1 .6, 2 .4, 1-3 .54, 2-3 .36, 1-3-1 .27, 1-3-2 .27, 1-2 .06
+    assert tree.chars.tolist() == [1, 3, 2, 3] and tree.parents == (-1, 0, -1, 2)
+    assert tree.main_path() == [0, 1] and tree.path(4) == [2, 3] and tree.depth(4) == 2
+    assert likeliest_tree(q, 1).chars.tolist() == [1] and len(likeliest_tree(q[:0], 5).chars) == 0
+    # where a walk is likeliest to stop: the root (1 - .6 - .4 = 0), node 1 (.6 x .1), node 2 (.54),
+    # node 3 (.4 x .1), node 4 (.36): the two likeliest, by key
+    assert likeliest_ends(tree, 2) == [2, 4] and likeliest_ends(tree, 9) == [0, 1, 2, 3, 4]
 
 
 def test_greedy_target_is_one_hot_on_the_best_character_never_the_mask():
@@ -226,13 +290,14 @@ def test_cli_verify_and_left_to_right_write_the_same_greedy_text(trained, capsys
 
     _, _, run = trained
     texts = {}
-    for flag in ("--verify", "--left-to-right", "--verify --no-merge"):
+    for flag in ("--verify", "--left-to-right", "--verify --no-merge", "--verify --draft-tree 6"):
         code = main(["generate", "--checkpoint", str(run), "--prompt", "Once upon", "--gen-len", "40",
                      "--temperature", "0", *flag.split(), "--json"])
         out = json.loads(capsys.readouterr().out)
         assert code == 0 and out["settings"]["mode"] == flag.split()[0].lstrip("-")
         texts[flag] = (out["text"], out["nfe"])
-    assert texts["--verify"][0] == texts["--left-to-right"][0] == texts["--verify --no-merge"][0]
+    assert out["settings"]["draft_tree"] == 6
+    assert len({text for text, _ in texts.values()}) == 1
     assert texts["--left-to-right"][1] == 40 and texts["--verify"][1] < 40
 
 
@@ -250,14 +315,15 @@ def test_outcome_windows_go_to_the_likeliest_ways_a_check_can_end():
     # character turned down. Every end gets a window when there is room for all.
     from microdllm.sampling.verify import _ends
 
-    draft = torch.tensor([1, 2, 3])
+    chars = torch.tensor([1, 2, 3])
     q = torch.zeros(3, 5)
-    q[torch.arange(3), draft] = torch.tensor([0.9, 0.9, 0.9])     # ends: 0.1, 0.09, 0.081, whole 0.729
-    assert _ends(q, draft, 1, 4) == [3, 0]
-    q[torch.arange(3), draft] = torch.tensor([0.2, 0.9, 0.9])     # ends: 0.8, 0.02, 0.018, whole 0.162
-    assert _ends(q, draft, 0, 4) == [0] and _ends(q, draft, 1, 4) == [3, 0]
-    assert _ends(q, draft, 3, 4) == [3, 0, 1, 2] == _ends(q, draft, 9, 4)
-    assert _ends(q, draft[:0], 2, 4) == [0]                       # no draft: one window, from the text's end
+    q[torch.arange(3), chars] = torch.tensor([0.9, 0.9, 0.9])     # ends: 0.1, 0.09, 0.081, whole 0.729
+    assert _ends(Draft(chars, q), 1, 4) == [3, 0]
+    q[torch.arange(3), chars] = torch.tensor([0.2, 0.9, 0.9])     # ends: 0.8, 0.02, 0.018, whole 0.162
+    draft = Draft(chars, q)
+    assert _ends(draft, 0, 4) == [0] and _ends(draft, 1, 4) == [3, 0]
+    assert _ends(draft, 3, 4) == [3, 0, 1, 2] == _ends(draft, 9, 4)
+    assert _ends(Draft(chars[:0], q[:0]), 2, 4) == [0]             # no draft: one window, from the text's end
 
 
 def test_draft_ceiling_keeps_every_character_of_a_greedy_verifiers_path_and_none_of_a_wrong_one(trained):

@@ -97,7 +97,7 @@ def _run(model, tokenizer: CharTokenizer, prompt: str, cfg: SamplerConfig, infil
     if cfg.mode != "denoise":       # the text grows at its end: at most one step a character
         total = c.step + int((c.x == c.mask_id).sum()) * (1 + (cfg.mode == "verify" and not cfg.merge))
         window = (cfg.block_len or cfg.draft_window or c.attn_block) if cfg.mode == "verify" else 0
-        phases = [draft_and_verify(c, window, cfg.merge, cfg.outcome_windows)]
+        phases = [draft_and_verify(c, window, cfg.merge, cfg.outcome_windows, cfg.draft_tree)]
     elif cfg.remasking in SCORED and cfg.remask_ratio > 0:
         phases = [refine(c)]
     else:

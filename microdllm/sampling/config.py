@@ -54,6 +54,8 @@ class SamplerConfig:
     outcome_windows: int = 0        # verify, merged: how many more of the ways a check can end (kept whole, its
                                     # 1st, 2nd, ... drafted character turned down) than the likeliest get a
                                     # window of their own (TiDAR), the likeliest by the draft's odds
+    draft_tree: int = 0             # verify: check a tree of this many drafted characters, the likeliest paths
+                                    # through the window (Medusa), instead of one path drawn from it (0)
 
     def __post_init__(self):
         for message in _problems(self):
@@ -90,6 +92,8 @@ def _problems(cfg: SamplerConfig) -> Iterator[str]:
         yield f"entropy bound must be between 0 and 100 nats (None = off), got {cfg.entropy_bound}"
     if cfg.draft_window is not None and not 2 <= cfg.draft_window <= MAX_DRAFT_WINDOW:
         yield f"draft window must be between 2 and {MAX_DRAFT_WINDOW}, got {cfg.draft_window}"
+    if not 0 <= cfg.draft_tree <= MAX_DRAFT_WINDOW:
+        yield f"draft tree must have between 0 (off: one drawn path) and {MAX_DRAFT_WINDOW} characters, got {cfg.draft_tree}"
     if not 0 <= cfg.outcome_windows <= MAX_DRAFT_WINDOW:
         yield f"outcome windows must be between 0 and {MAX_DRAFT_WINDOW}, got {cfg.outcome_windows}"
 

@@ -16,6 +16,10 @@ one network drafting and checking, TiDAR, Liu et al. 2025):
        window for what the check decided is the next draft; if it had none, the next draft is empty.
        When not every way gets a window, the likeliest do, by the draft's own odds (`_ends`)
 
+With `tree`, a round checks a tree of the window's likeliest paths instead (draft.py): the verifier reads
+every node behind its ancestors in the same one evaluation, steps 2-3 become its own draws walking down
+the tree, and any node the walk may stop on can have the next window.
+
 So the text follows the verifier's distribution, and greedy text is exactly the verifier's greedy
 text. Every round writes at least one character; a round with an empty draft is one step of the
 autoregressive model, and without a window that is all there is: the network's own left-to-right mode.
@@ -32,49 +36,39 @@ import torch
 from ..remasking import target_distribution
 from .canvas import Canvas
 from .config import SamplingError
+from .draft import EMPTY, Draft, drawn_path, likeliest_ends, likeliest_tree, speculative, walk
 
 WINDOW_BUDGET = 64      # window positions an evaluation may carry: outcome windows stop there
 
 
-def draft_and_verify(c: Canvas, window: int, merge: bool = True, outcomes: int = 0) -> Iterator[tuple]:
+def draft_and_verify(c: Canvas, window: int, merge: bool = True, outcomes: int = 0, tree: int = 0) -> Iterator[tuple]:
     """Write every masked position of the canvas (all after its text) in rounds; window 0: left to right.
     outcomes: how many ways a check can end get a window besides the likeliest (kept whole, or the first
-    drafted character turned down, the second, ...): the likeliest 1 + outcomes of them (`_ends`)."""
+    drafted character turned down, the second, ...): the likeliest 1 + outcomes of them (`likeliest_ends`).
+    tree: check a tree of this many drafted characters, the window's likeliest paths, instead of one path
+    drawn from it (draft.py)."""
     n, end = frontier(c), len(c.x)
-    total, c.boundaries = end - n, ()
-    draft, q = torch.zeros(0, dtype=torch.long), torch.zeros(0, c.model.config.vocab_size)
+    total, c.boundaries, draft = end - n, (), EMPTY
     while n < end:
-        if not merge and window and not len(draft) and end - n > 1:
-            draft, q = _draft(c, n, window, end)           # a pass of its own
+        if not merge and window and not len(draft.chars) and end - n > 1:
+            draft = _draft(c, n, window, end, tree)        # a pass of its own
             c.step += 1
             yield c.x.clone(), (end - n) / total, False, False
             continue
         prev = c.x.clone()
-        ends = _ends(q, draft, outcomes, window) if merge and window else []
+        ends = _ends(draft, outcomes, window) if merge and window else []
         logits, p, windows = _check(c, n, draft, window, ends, end)                  # 1. the verifier
-        kept = _accepted(p[:-1], q, draft, c.generator)                              # 2. keep
-        char = _sample(_residual(p[kept], q[kept]) if kept < len(draft) else p[kept], c.generator)   # 3.
-        n = _write(c, n, draft, kept, char, logits, prev)
-        draft, q = _next_draft(c, windows.get(kept), n, end)                         # 4. the next draft
+        key, char = (walk if draft.is_tree else speculative)(draft, p, c.generator)  # 2., 3. keep, write
+        n = _write(c, n, draft, key, char, logits, prev)
+        draft = _next_draft(c, windows.get(key), n, end, tree)                       # 4. the next draft
         c.step += 1
         yield prev, (end - n) / total, n >= end, False
 
 
-def _ends(q: torch.Tensor, draft: torch.Tensor, outcomes: int, window: int) -> list[int]:
-    """The ways the check of this draft may end (k of its characters kept; k = len(draft): all) that get
-    a window: 1 + `outcomes` of them, as many as WINDOW_BUDGET holds, the likeliest by the draft's own
-    estimate: character i passes with probability about q_i(d_i), so k are kept with probability
-    q_1(d_1) ... q_k(d_k) (1 - q_{k+1}(d_{k+1}))."""
-    drafted = len(draft)
-    count = min(1 + outcomes, drafted + 1, max(WINDOW_BUDGET // max(window, 1), 1))
-    if count == drafted + 1:
-        return [drafted] + list(range(drafted))
-    odds, reach = [], 1.0                                   # reach: P(the first k all pass)
-    for sure in q[torch.arange(drafted), draft].tolist() + [0.0]:
-        odds.append(reach * (1 - sure))                     # P(exactly k pass)
-        reach *= sure
-    likeliest = sorted(range(drafted + 1), key=lambda k: -odds[k])[:count]
-    return sorted(likeliest, key=lambda k: (k != drafted, k))
+def _ends(draft: Draft, outcomes: int, window: int) -> list[int]:
+    """The ways the check of this draft may end that get a window (the key of the node it stops on):
+    1 + `outcomes` of them, as many as WINDOW_BUDGET holds, the likeliest by the draft's own estimate."""
+    return likeliest_ends(draft, min(1 + outcomes, max(WINDOW_BUDGET // max(window, 1), 1)))
 
 
 def frontier(c: Canvas) -> int:
@@ -87,106 +81,98 @@ def frontier(c: Canvas) -> int:
     return first
 
 
-def _clean_reads(c: Canvas, n: int, draft: torch.Tensor) -> torch.Tensor:
-    """What the clean inputs cache.length .. n + len(draft) read: the character before each (-1: the
-    start vector in front of the text), the draft standing in for the characters from n on."""
-    x = torch.cat([c.x[:n], draft])
+def _clean_reads(c: Canvas, n: int, draft: Draft) -> tuple[torch.Tensor, list[int] | None]:
+    """What the clean inputs cache.length .. n read (the character before each; -1: the start vector in
+    front of the text), then one input for each drafted character, reading it; and, for a tree, each
+    input's parent among them (the text's inputs a chain, the root the one at n)."""
     first = c.cache.length
-    return torch.cat([torch.tensor([-1] * (first == 0), dtype=torch.long), x[max(first - 1, 0):]])
+    text = torch.cat([torch.tensor([-1] * (first == 0), dtype=torch.long), c.x[max(first - 1, 0):n]])
+    reads = torch.cat([text, draft.chars])
+    if not draft.is_tree:
+        return reads, None
+    root = len(text) - 1
+    return reads, list(range(-1, root)) + [root + 1 + parent for parent in draft.parents]
 
 
-def _evaluate(c: Canvas, n: int, draft: torch.Tensor, width: int, ends: list[int], end: int, phase: str):
-    """One evaluation: the clean inputs up to the draft's end, and for each k in `ends` a window of up to
-    `width` masks from n + k on (its first input reads the character before n + k: the draft's k first
-    characters kept). Returns the clean rows for the draft and the one after, and {k: window rows}."""
+def _evaluate(c: Canvas, n: int, draft: Draft, width: int, ends: list[int], end: int, phase: str):
+    """One evaluation: the clean inputs up to the draft's end (a tree: each drafted node behind its
+    ancestors), and for each key in `ends` a window of up to `width` masks behind that node (its first
+    input reads the node's character: that path kept). Returns the clean rows of the root and the drafted
+    nodes, and {key: window rows}."""
     c.nfe, c.phase = c.nfe + 1, phase
-    clean = _clean_reads(c, n, draft)
-    at = n - c.cache.length                        # the clean input at position n (reading n - 1)
+    clean, parents = _clean_reads(c, n, draft)
+    at = n - c.cache.length                        # the clean input at position n (reading n - 1): the root
     windows = {}
-    for k in ends:
-        w = min(width, end - n - k)
+    for key in ends:
+        w = min(width, end - n - draft.depth(key))
         if w >= 2:                                 # the first row is the verifier's to write: a draft needs 2
-            windows[k] = (at + k, torch.cat([clean[at + k:at + k + 1], torch.full((w - 1,), c.mask_id)]))
+            windows[key] = (at + key, torch.cat([clean[at + key:at + key + 1], torch.full((w - 1,), c.mask_id)]))
     c.work += len(clean) + sum(len(ids) for _, ids in windows.values())
-    w0 = n + len(draft)
-    c.block = (w0, min(w0 + width, end)) if len(draft) in windows else None
+    shown = draft.main_path()                      # the page outlines the window behind the shown draft
+    w0 = n + len(shown)
+    c.block = (w0, min(w0 + width, end)) if (shown[-1] + 1 if shown else 0) in windows else None
     p_rows, rows = c.model.verify_and_draft(clean.to(c.device), c.cache,
-                                            [(a, ids.to(c.device)) for a, ids in windows.values()])
-    return p_rows.float().cpu()[-(len(draft) + 1):], {k: r.float().cpu() for k, r in zip(windows, rows)}
+                                            [(a, ids.to(c.device)) for a, ids in windows.values()], parents)
+    return p_rows.float().cpu()[at:], {k: r.float().cpu() for k, r in zip(windows, rows)}
 
 
-def _check(c: Canvas, n: int, draft: torch.Tensor, width: int, ends: list[int], end: int):
-    """The verifier's distributions p for the draft's positions and the one after it (k + 1 rows, logits
-    kept for the written characters' confidences), and the windows' rows by outcome (logits: only the
-    window for the way the check ends becomes a draft, `_next_draft`)."""
-    logits, rows = _evaluate(c, n, draft, width, ends, end, "verify" if len(draft) or ends else "left to right")
+def _check(c: Canvas, n: int, draft: Draft, width: int, ends: list[int], end: int):
+    """The verifier's distributions p at the root and each drafted node (the row of node i is i + 1;
+    logits kept for the written characters' confidences), and the windows' rows by the key they follow
+    (logits: only the window for the way the check ends becomes a draft, `_next_draft`)."""
+    drafted = len(draft.chars) or ends
+    logits, rows = _evaluate(c, n, draft, width, ends, end, "verify" if drafted else "left to right")
     return logits, target_distribution(logits, c.cfg, c.mask_id), rows
 
 
-def _draft(c: Canvas, n: int, width: int, end: int):
+def _draft(c: Canvas, n: int, width: int, end: int, tree: int) -> Draft:
     """Unmerged: a pass that only drafts the window at the text's end (the text behind it is cached)."""
-    _, rows = _evaluate(c, n, torch.zeros(0, dtype=torch.long), width, [0], end, "draft")
-    q_rows = rows[0]                         # this window starts at n: its rows are the draft from n on
+    _, rows = _evaluate(c, n, EMPTY, width, [0], end, "draft")
     c.cache.rewind(n)                        # the clean input at n is read again with the draft behind it
-    q = target_distribution(q_rows, c.cfg, c.mask_id)[:end - n - 1]     # the last character: the verifier's
-    draft = _sample_rows(q, c.generator)
+    return _drafted(c, rows[0][:end - n - 1], n, tree)   # the window starts at n: its rows, the draft from n on
+
+
+def _drafted(c: Canvas, rows: torch.Tensor, n: int, tree: int) -> Draft:
+    """The draft from a window's rows behind the text's end n (row 0 is about position n): a path drawn
+    from them at the sampler's settings, or the tree of their likeliest paths by the window's own softmax
+    (the verifier draws at its settings whatever the tree: a tree only offers guesses, and a guess the
+    filter would drop, or greedy's one-hot, is one fewer); shown as ghosts under the masks (its likeliest path)."""
+    if tree:
+        draft = likeliest_tree(rows.float().index_fill(-1, c.mask_index, float("-inf")).softmax(-1), tree)
+    else:
+        draft = drawn_path(target_distribution(rows, c.cfg, c.mask_id), c.generator)
+    shown = draft.chars[draft.main_path()]
     c.best.zero_()
-    c.best[n:n + len(draft)] = draft
-    return draft, q
+    c.best[n:n + len(shown)] = shown
+    return draft
 
 
-def _accepted(p: torch.Tensor, q: torch.Tensor, draft: torch.Tensor, g: torch.Generator) -> int:
-    """How many drafted characters pass in a row: each with probability min(1, p(d) / q(d))."""
-    if not len(draft):
-        return 0
-    rows = torch.arange(len(draft))
-    passes = torch.rand(len(draft), generator=g) < p[rows, draft] / q[rows, draft].clamp_min(1e-12)
-    failed = (~passes).nonzero()
-    return int(failed[0]) if len(failed) else len(draft)         # the passes before the first failure
-
-
-def _residual(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-    """Where a draft fails: max(p - q, 0), renormalised (p itself when the two agree everywhere)."""
-    rest = (p - q).clamp_min(0)
-    return rest if float(rest.sum()) > 0 else p
-
-
-def _sample(p: torch.Tensor, g: torch.Generator) -> int:
-    return int(torch.multinomial(p, 1, generator=g))
-
-
-def _sample_rows(q: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    return torch.multinomial(q, 1, generator=g).squeeze(-1) if len(q) else torch.zeros(0, dtype=torch.long)
-
-
-def _write(c: Canvas, n: int, draft: torch.Tensor, k: int, char: int, logits: torch.Tensor,
-           prev: torch.Tensor) -> int:
-    """Write the draft's first k characters and the verifier's one behind them; forget the rest of the
-    draft; return the new end of the text. logits: the verifier's, for the confidences and rivals."""
-    drafted = len(draft)
-    new = torch.cat([draft[:k], torch.tensor([char])])
+def _write(c: Canvas, n: int, draft: Draft, key: int, char: int, logits: torch.Tensor, prev: torch.Tensor) -> int:
+    """Write the kept path's characters (the node with this key and its ancestors) and the verifier's one
+    behind them; forget the rest of the draft (its cached inputs too); return the new end of the text.
+    logits: the verifier's at the root and each node, for the confidences and rivals."""
+    path = draft.path(key)
+    k = len(path)
+    new = torch.cat([draft.chars[path], torch.tensor([char])])
     pos = torch.arange(n, n + k + 1)
     c.x[pos] = new
-    logits = logits[:k + 1]
+    logits = logits[[0] + [i + 1 for i in path]]
     c.conf[pos] = logits.softmax(-1).gather(-1, new[:, None]).squeeze(-1)
     c.rejected = torch.zeros(len(c.x), dtype=torch.bool)
-    c.rejected[n + k:n + drafted] = True
-    if drafted:
-        c.accepted.append((k, drafted))
+    c.rejected[n + k:n + len(draft.main_path())] = True
+    if len(draft.chars):
+        c.accepted.append((k, len(draft.chars)))
     c.note(pos, logits, prev[pos])
-    c.cache.rewind(n + k + 1)                # what the clean inputs read from here on was not written
+    c.cache.keep([n] + [n + 1 + i for i in path])   # the kept path's inputs, in place behind the text's
     return n + k + 1
 
 
-def _next_draft(c: Canvas, window_rows: torch.Tensor | None, n: int, end: int):
-    """The characters of the window that stood where the text now ends (the one for how the check
-    ended) behind the one just written; an empty draft if that way had no window. Shown as the ghosts
-    under the masks. A draft stops one short of the end, so that the verifier's character still fits."""
+def _next_draft(c: Canvas, window_rows: torch.Tensor | None, n: int, end: int, tree: int) -> Draft:
+    """From the window that stood where the text now ends (the one for how the check ended) behind the
+    character just written; an empty draft if that way had no window. Its first row is the verifier's
+    position; the rest, up to the last character but one (so that the verifier's character still fits),
+    the draft."""
     c.best.zero_()
     if window_rows is None or len(window_rows) < 2:
-        return torch.zeros(0, dtype=torch.long), torch.zeros(0, c.model.config.vocab_size)
-    # its first row is the verifier's position; the rest, up to the last character but one, the draft
-    q = target_distribution(window_rows[1:end - n], c.cfg, c.mask_id)
-    draft = _sample_rows(q, c.generator)
-    c.best[n:n + len(draft)] = draft
-    return draft, q
+        return EMPTY
+    return _drafted(c, window_rows[1:end - n], n, tree)

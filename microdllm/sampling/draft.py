@@ -1,0 +1,135 @@
+"""What a round of draft and verify checks: one path drawn from the window, or a tree of its likeliest paths.
+
+The drafter's window gives, for each position behind the text, a distribution q_j of its own (one pass,
+the positions independent). A draft made from it is checked by the verifier in one evaluation (verify.py):
+
+  - a **path** (`tree=0`): d_j drawn from each q_j, kept by speculative sampling (Leviathan et al. 2023):
+    each d_j passes with probability min(1, p_j(d_j) / q_j(d_j));
+  - a **tree** of the N likeliest paths through the q_j (Medusa, Cai et al. 2024; SpecInfer, Miao et al.
+    2024): the verifier reads every node behind its ancestors (tree attention), then writes as it would
+    alone: it draws its own character at the root; while that character is a child of the node it stands
+    on, it steps there for free and draws again. So every written character is the verifier's own draw,
+    and a drafted character is kept only where the verifier drew it: its text, exactly; greedy, its
+    greedy text. A tree offers several guesses where the drafter is unsure; a path, one.
+
+Nodes are listed parents first; node i's key is i + 1 and the root's (the text's end) 0: a round that ends
+on the node with key j has kept j's path, and the window anchored at the clean input j reads its last
+character (model.verify_and_draft).
+"""
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+
+import torch
+
+TREE_WIDTH = 4     # a tree node's children: at most the 4 likeliest characters of the next position
+
+
+@dataclass(frozen=True)
+class Draft:
+    chars: torch.Tensor             # (N,) drafted characters, parents first
+    q: torch.Tensor                 # (depth, V) the window's distribution at each drafted position
+    parents: tuple[int, ...] = ()   # a tree: each node's parent (-1: the root); () with `chars`: a path
+
+    @property
+    def is_tree(self) -> bool:
+        return bool(self.parents)
+
+    def depth(self, key: int) -> int:
+        """Characters on the path to the node with this key (0: the root)."""
+        return len(self.path(key)) if self.is_tree else key
+
+    def path(self, key: int) -> list[int]:
+        """The node indices from the root's child down to the node with this key."""
+        out, i = [], key - 1
+        while i >= 0:
+            out.append(i)
+            i = self.parents[i] if self.is_tree else i - 1
+        return out[::-1]
+
+    def main_path(self) -> list[int]:
+        """The likeliest path: each node's first child, from the root (what the page shows as ghosts)."""
+        if not self.is_tree:
+            return list(range(len(self.chars)))
+        out, at = [], -1
+        for i, parent in enumerate(self.parents):
+            if parent == at:
+                out.append(i)
+                at = i
+        return out
+
+
+EMPTY = Draft(torch.zeros(0, dtype=torch.long), torch.zeros(0, 0))
+
+
+def drawn_path(q: torch.Tensor, g: torch.Generator) -> Draft:
+    """One character drawn from each row of q."""
+    chars = torch.multinomial(q, 1, generator=g).squeeze(-1) if len(q) else torch.zeros(0, dtype=torch.long)
+    return Draft(chars, q)
+
+
+def likeliest_tree(q: torch.Tensor, size: int) -> Draft:
+    """The `size` likeliest paths' nodes by the product of their q's (best first: a path's probability
+    only falls as it grows, so every prefix of a chosen node is chosen first); children of a node are the
+    TREE_WIDTH likeliest characters of the next row with q > 0."""
+    top = [row.topk(min(TREE_WIDTH, row.numel())) for row in q]
+    children = [[(float(v), int(c)) for v, c in zip(t.values.tolist(), t.indices.tolist()) if v > 0] for t in top]
+    chars, parents, frontier = [], [], [(-v, -1, 0, c) for v, c in children[0]] if len(q) else []
+    heapq.heapify(frontier)
+    while frontier and len(chars) < size:
+        minus_p, parent, depth, char = heapq.heappop(frontier)
+        node = len(chars)
+        chars.append(char)
+        parents.append(parent)
+        if depth + 1 < len(q):
+            for v, c in children[depth + 1]:
+                heapq.heappush(frontier, (minus_p * v, node, depth + 1, c))
+    return Draft(torch.tensor(chars, dtype=torch.long), q, tuple(parents))
+
+
+def walk(draft: Draft, p: torch.Tensor, g: torch.Generator) -> tuple[int, int]:
+    """A tree's check: the verifier draws at the root (row 0 of p) and at each node it steps to (row key);
+    it steps while its draw is a child. Returns (the key where it stopped, the character it drew there)."""
+    children: dict[tuple[int, int], int] = {(parent + 1, int(c)): i + 1
+                                           for i, (parent, c) in enumerate(zip(draft.parents, draft.chars.tolist()))}
+    key = 0
+    while True:
+        char = int(torch.multinomial(p[key], 1, generator=g))
+        if (key, char) not in children:
+            return key, char
+        key = children[(key, char)]
+
+
+def speculative(draft: Draft, p: torch.Tensor, g: torch.Generator) -> tuple[int, int]:
+    """A path's check (speculative sampling): how many drafted characters pass in a row, each with
+    probability min(1, p(d) / q(d)); then a character drawn from max(p - q, 0) where one failed, or from
+    the row after the path when all passed. Returns (characters kept, the character drawn)."""
+    d, q = draft.chars, draft.q[:len(draft.chars)]
+    kept = len(d)
+    if len(d):
+        rows = torch.arange(len(d))
+        passes = torch.rand(len(d), generator=g) < p[rows, d] / q[rows, d].clamp_min(1e-12)
+        failed = (~passes).nonzero()
+        kept = int(failed[0]) if len(failed) else len(d)
+    rest = (p[kept] - q[kept]).clamp_min(0) if kept < len(d) else p[kept]
+    return kept, int(torch.multinomial(rest if float(rest.sum()) > 0 else p[kept], 1, generator=g))
+
+
+def likeliest_ends(draft: Draft, count: int) -> list[int]:
+    """The keys of the `count` nodes a check is likeliest to stop on, by the draft's own estimate: a path's
+    character i passes with probability about q_i(d_i), a tree's walk steps to a child with about its q;
+    it stops on a node with the probability of reaching it times that of no child drawn. The deepest
+    possible end (kept whole) first when it is chosen, then by key."""
+    nodes = len(draft.chars)
+    if count >= nodes + 1:
+        return [nodes] + list(range(nodes)) if not draft.is_tree else list(range(nodes + 1))
+    sure = draft.q[[draft.depth(i + 1) - 1 for i in range(nodes)], draft.chars].tolist() if nodes else []
+    parents = draft.parents if draft.is_tree else tuple(range(-1, nodes - 1))
+    reach, onward = [1.0] + [0.0] * nodes, [0.0] * (nodes + 1)
+    for i, parent in enumerate(parents):
+        reach[i + 1] = reach[parent + 1] * sure[i]
+        onward[parent + 1] += sure[i]
+    odds = [r * max(1 - s, 0.0) for r, s in zip(reach, onward)]
+    likeliest = sorted(range(nodes + 1), key=lambda k: -odds[k])[:count]
+    return sorted(likeliest, key=lambda k: (k != nodes or draft.is_tree, k))

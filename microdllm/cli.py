@@ -205,9 +205,9 @@ def _add_bench(sub):
                    help="only the race: the bundled models (or --checkpoint against the autoregressive one) at "
                         "their defaults, in every way each writes, 200 characters each, round-robin")
     p.add_argument("--seeds", type=positive_int,
-                   help="with --race: each run writes with this many seeds, its row their sums (default 8, "
-                        "speed.RACE_SEEDS: a sampled draft is kept longer on some draws, and one draw moves the "
-                        "ratio by 0.1; docs/experiments.md 6l)")
+                   help="with --race: each run writes with this many seeds, seed i after sample-eval's opening i, "
+                        "its row their sums (default 8, speed.RACE_SEEDS: a sampled draft is kept longer on some "
+                        "draws, and one draw moves the ratio by 0.1; docs/experiments.md 6l)")
     p.add_argument("--int8", action="store_true",
                    help="with --race: every model, the autoregressive one too, with int8 Linear weights")
     p.add_argument("--threads", type=positive_int, help="torch threads (default: torch's own)")

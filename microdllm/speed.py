@@ -23,6 +23,7 @@ from .checkpoint import BUNDLED_AR_DIR, BUNDLED_MODELS, load_checkpoint
 from .config import get_preset
 from .diffusion import corrupt, get_schedule, masked_ce_loss, sample_timesteps
 from .model import Transformer
+from .quality import OPENINGS
 from .sampling import DEFAULT, SAMPLER_PRESETS, defaults_for, denoise
 from .serving import compile_model, quantize_int8, serve_checkpoint
 
@@ -123,7 +124,13 @@ def bench_sampling(model, tokenizer, schedule, repeats: int) -> list[dict]:
              "first_state_ms": r["first_state_ms"]} for name, r in round_robin(runs, repeats).items()]
 
 
-RACE_PROMPT = "Once upon a time, there was a little girl named Lily."
+RACE_PROMPT = OPENINGS[0]   # "Once upon a time, there was a little girl named Lily."
+
+
+def race_prompt(seed: int) -> str:
+    """The prompt the race's run with this seed writes after: sample-eval's openings in turn (the first,
+    RACE_PROMPT), so a race of several seeds samples prompts as well as draws."""
+    return OPENINGS[seed % len(OPENINGS)]
 
 
 def race_variants(config, cfg) -> dict[str, object]:
@@ -145,13 +152,14 @@ RACE_SEEDS = 8   # the race's runs each write with this many seeds: one draw of 
 
 def bench_race(repeats: int, characters: int = 200, checkpoint: str | None = None, compile: bool = False,
                int8: bool = False, seeds: int = RACE_SEEDS) -> list[dict]:
-    """The same prompt, `characters` after it, in one round-robin: each model at its default settings,
+    """The same prompts, `characters` after each, in one round-robin: each model at its default settings,
     in every way it writes (`race_variants`): by default the bundled models, else `checkpoint` against
     the bundled autoregressive baseline (KV-cached). Characters per model evaluation, and wall time as a
     ratio to the autoregressive model's. compile: every model through torch.compile (serving's). int8:
     every model also with int8 Linear weights (serving's), the autoregressive one too; the ratios are
-    then to the faster of its two. seeds: each run writes with seeds 0 .. seeds - 1 (a sampled draft is
-    kept longer on some draws than on others), its row the sums over them."""
+    then to the faster of its two. seeds: each run writes with seeds 0 .. seeds - 1, seed i after
+    `race_prompt(i)` (a sampled draft is kept longer on some draws and prompts than on others), its row
+    the sums over them."""
     sources = BUNDLED_MODELS if checkpoint is None else (checkpoint, BUNDLED_AR_DIR)
     runs, kinds = {}, {}
     for source in sources:
@@ -164,7 +172,7 @@ def bench_race(repeats: int, characters: int = 200, checkpoint: str | None = Non
                 kinds[name] = ck.model_config.kind
                 for seed in range(seeds):
                     runs[name, seed] = lambda ck=ck, c=c.replace(seed=c.seed + seed): denoise(
-                        ck.model, ck.tokenizer, RACE_PROMPT, c, schedule=ck.schedule)
+                        ck.model, ck.tokenizer, race_prompt(seed), c, schedule=ck.schedule)
     rows = _summed_over_seeds(round_robin(runs, repeats), kinds)
     ar = min(r["seconds"] for r in rows if r["kind"] == "autoregressive")
     for r in rows:
@@ -313,9 +321,9 @@ def markdown(r: dict) -> str:
 
 def _race_lines(race: list[dict]) -> list[str]:
     seeds = max((x.get("seeds", 1) for x in race), default=1)
-    each = f", with each of {seeds} seeds (their sums)" if seeds > 1 else ""
-    return (["", "Each model at its default settings, in every way it writes, 200 characters after the same prompt"
-                 f"{each} (round-robin, medians):", "",
+    each = f" with each of {seeds} seeds, seed i after sample-eval's opening i (their sums)" if seeds > 1 else ""
+    return (["", f"Each model at its default settings, in every way it writes, 200 characters after the same prompt{each}"
+                 " (round-robin, medians):", "",
              "| model | kind | NFE | characters / NFE | positions evaluated | seconds | vs autoregressive "
              "| first state |",
              "|---|---|---:|---:|---:|---:|---:|---:|"]

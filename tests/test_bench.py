@@ -82,6 +82,16 @@ def test_the_race_writes_with_several_seeds_unless_told(monkeypatch, capsys):
     assert cli.main(["bench", "--seeds", "3", "--no-sampling"]) == 2
 
 
+def test_the_race_samples_prompts_too_seed_i_after_opening_i():
+    # Eight draws of one prompt are not a sample of prompts: each seed writes after an opening of its own,
+    # the first the race's old prompt, so a race of one seed is the race it always was.
+    from microdllm.quality import OPENINGS
+
+    prompts = [speed.race_prompt(i) for i in range(speed.RACE_SEEDS)]
+    assert prompts[0] == speed.RACE_PROMPT == "Once upon a time, there was a little girl named Lily."
+    assert len(set(prompts)) == speed.RACE_SEEDS and speed.race_prompt(len(OPENINGS)) == OPENINGS[0]
+
+
 def test_the_race_with_int8_races_every_model_both_ways_against_the_faster_baseline(tmp_path):
     # `bench --race --int8 --seeds 2`: each model (the autoregressive one too) in float and with int8
     # Linear weights, in one round-robin, each writing with two seeds (rows: their sums); the ratios are to

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import torch
 import torch.distributed as dist
 
 from . import checkpoint as ckpt
+from .clock import RunClock
 from .config import MODEL_PRESETS, ModelConfig, get_preset
 from .data import build_token_data, fixed_windows, read_text_files, sample_windows, stream_stories
 from .diffusion import (
@@ -290,7 +290,8 @@ class Trainer:
         return self.step * self.cfg.batch_size * self.model_config.block_size * self.world
 
     def elapsed_now(self) -> float:
-        return self.elapsed + (time.perf_counter() - self._t0 if hasattr(self, "_t0") else 0.0)
+        """Training seconds: those before this process, and this process's less any time it was stopped."""
+        return self.elapsed + (self._clock.seconds() if hasattr(self, "_clock") else 0.0)
 
     def set_lr(self):
         f = lr_factor(self.step, self.cfg.warmup_iters, self.cfg.max_iters, self.cfg.min_lr_ratio)
@@ -351,7 +352,7 @@ class Trainer:
         if self.step >= cfg.max_iters:
             print(f"already at step {self.step} >= max_iters {cfg.max_iters}; nothing to do")
             return
-        self._t0 = time.perf_counter()
+        self._clock = RunClock()
         self.model.train()
         bar = Progress(cfg.progress and self.rank == 0, cfg.max_iters, self.step,
                        cfg.batch_size * self.model_config.block_size * self.world)
@@ -362,6 +363,7 @@ class Trainer:
                 self._after_step(loss)
         finally:
             bar.close()
+            self._clock.close()
         if self.world > 1:
             dist.barrier()
 

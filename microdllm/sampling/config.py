@@ -107,11 +107,12 @@ BLOCK_DEFAULT = SamplerConfig(steps=4, remasking="low_confidence", threshold=0.8
 # A block model whose clean half is causal: it drafts and checks with that half (verify.py), at the block
 # model's temperature and top-p: the text is that half's, sampled. Drafts in windows of 5 (sub-blocks of
 # the block of 16), and the three likeliest ways a check can end get their windows in the same
-# evaluation: measured against windows of 3-16 and 0-5 outcome windows (bench/draft_windows.py,
-# docs/experiments.md 6d, 6g). Its blocks of 16, when written by block diffusion instead, get one step a
+# evaluation: measured against windows of 3-16, 0-5 outcome windows and trees of drafts
+# (bench/draft_windows.py, docs/experiments.md 6d, 6g, 6m: a tree of 8 writes 3 characters an evaluation,
+# but 1.3x slower on a CPU). Its blocks of 16, when written by block diffusion instead, get one step a
 # character (the steps knob at B), and every other character it is 0.7 sure of: four steps a block wrote
 # half words (word share 0.50), this 0.79, at 1.27 characters an evaluation (experiments.md 6k); the model
-# trained from random weights (bundled at stop 17) 0.95 at 1.47 (6l).
+# trained from random weights 0.95 at 1.47 at stop 17 (6l), finished 0.98 at 1.61 (6m).
 VERIFY_DEFAULT = BLOCK_DEFAULT.replace(mode="verify", draft_window=5, outcome_windows=2, steps=16, threshold=0.7)
 SAMPLER_PRESETS = {
     "default": DEFAULT,

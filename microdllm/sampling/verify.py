@@ -120,8 +120,8 @@ def _check(c: Canvas, n: int, draft: Draft, width: int, ends: list[int], end: in
     """The verifier's distributions p at the root and each drafted node (the row of node i is i + 1;
     logits kept for the written characters' confidences), and the windows' rows by the key they follow
     (logits: only the window for the way the check ends becomes a draft, `_next_draft`)."""
-    drafted = len(draft.chars) or ends
-    logits, rows = _evaluate(c, n, draft, width, ends, end, "verify" if drafted else "left to right")
+    phase = "verify" if len(draft.chars) or ends else "left to right"      # no draft and no window: AR step
+    logits, rows = _evaluate(c, n, draft, width, ends, end, phase)
     return logits, target_distribution(logits, c.cfg, c.mask_id), rows
 
 

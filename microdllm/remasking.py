@@ -62,11 +62,16 @@ def propose(logits: torch.Tensor, cfg, generator: torch.Generator,
     return tokens, p_token, score(cfg.remasking, probs, p_token, generator)
 
 
+def without_mask(logits: torch.Tensor, mask_id: int) -> torch.Tensor:
+    """Float logits in which the mask id can never be chosen (-inf): a character is never a mask."""
+    return logits.float().index_fill(-1, torch.tensor([mask_id]), float("-inf"))
+
+
 def target_distribution(logits: torch.Tensor, cfg, mask_id: int = 0) -> torch.Tensor:
     """Per row, the distribution a character is drawn from (rows of probabilities summing to 1): the
     tempered, filtered softmax, or at temperature 0 all the mass on the most probable character. Never
     the mask id. Draft and verify compares two of these (the draft's and the verifier's)."""
-    logits = logits.float().index_fill(-1, torch.tensor([mask_id]), float("-inf"))
+    logits = without_mask(logits, mask_id)
     if cfg.temperature == 0:
         return torch.zeros_like(logits).scatter_(-1, logits.argmax(-1, keepdim=True), 1.0)
     return filter_logits(logits / cfg.temperature, cfg.top_k, cfg.top_p).softmax(-1)

@@ -33,7 +33,7 @@ from typing import Iterator
 
 import torch
 
-from ..remasking import target_distribution
+from ..remasking import target_distribution, without_mask
 from .canvas import Canvas
 from .config import SamplingError
 from .draft import EMPTY, Draft, drawn_path, likeliest_ends, likeliest_tree, speculative, walk
@@ -138,7 +138,7 @@ def _drafted(c: Canvas, rows: torch.Tensor, n: int, tree: int) -> Draft:
     (the verifier draws at its settings whatever the tree: a tree only offers guesses, and a guess the
     filter would drop, or greedy's one-hot, is one fewer); shown as ghosts under the masks (its likeliest path)."""
     if tree:
-        draft = likeliest_tree(rows.float().index_fill(-1, c.mask_index, float("-inf")).softmax(-1), tree)
+        draft = likeliest_tree(without_mask(rows, c.mask_id).softmax(-1), tree)
     else:
         draft = drawn_path(target_distribution(rows, c.cfg, c.mask_id), c.generator)
     shown = draft.chars[draft.main_path()]

@@ -600,6 +600,8 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 
 def start_long_run_in(page, url):
     """Open the app, set slow motion to 1 s per step and no early reveals, click Generate, wait for a frame."""
+    from playwright.sync_api import expect
+
     page.goto(url, wait_until="domcontentloaded")
     page.locator("#mdl-prompt textarea").wait_for(timeout=30_000)
     page.get_by_text("Advanced", exact=True).click()
@@ -607,8 +609,17 @@ def start_long_run_in(page, url):
         box = page.get_by_label(f"number input for {label}")
         box.fill(value)
         box.press("Enter")
+        # The slider itself moved: the app's state holds the value (a run at full speed ends in seconds).
+        expect(page.get_by_label(f"range slider for {label}")).to_have_value(value, timeout=10_000)
     page.locator("#mdl-generate").click()
     page.locator("#mdl-status").get_by_text("Step ").first.wait_for(timeout=30_000)
+
+
+def running_step(tab) -> int:
+    """The step a tab's run shows; fails, with the status, when the run is not running."""
+    status = tab.locator("#mdl-status").inner_text()
+    assert status.startswith("Step ") and "Done" not in status, status
+    return int(status.split()[1])
 
 
 def test_browser_closed_tabs_free_their_slots_and_a_full_queue_says_so(small_queue_server):
@@ -634,19 +645,20 @@ def test_browser_closed_tabs_free_their_slots_and_a_full_queue_says_so(small_que
             page.close()
             for job in jobs:
                 job.cancel()
-            time.sleep(2.0)
+            # Stopped runs end at their next step (1 s); the queued one may have taken a slot before its cancel.
+            time.sleep(3.0)
 
             # Two visitors start long runs, then close their tabs mid-run: both slots come free.
             tabs = [browser.new_page() for _ in range(2)]
             for tab in tabs:
                 start_long_run_in(tab, small_queue_server.url)
             time.sleep(1.5)
-            for tab in tabs:    # still running, at slow motion: a minute or more to go
-                status = tab.locator("#mdl-status").inner_text()
-                assert status.startswith("Step ") and "Done" not in status, status
+            before = [running_step(tab) for tab in tabs]    # at slow motion: a minute or more to go
             fresh = visitor(small_queue_server, **SHORT_RUN)
             time.sleep(2.0)
-            assert not fresh.outputs(), "both slots should be taken by the two tabs"
+            after = [running_step(tab) for tab in tabs]
+            assert not fresh.outputs(), f"both slots should be taken by the two tabs (steps {before} -> {after})"
+            assert all(b <= a <= b + 4 for b, a in zip(before, after)), f"slow motion: steps {before} -> {after}"
             closed = time.monotonic()
             for tab in tabs:
                 tab.close()

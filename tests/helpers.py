@@ -1,6 +1,7 @@
 """Small shared builders for the unit tests (the app tests have their own fixtures in conftest.py)."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import torch
@@ -12,6 +13,9 @@ from microdllm.tokenizer import CharTokenizer
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 TRAIN_TXT = SHARED / "data" / "tinystories_train.txt"
+CHROMIUM = Path("/usr/bin/chromium")      # Debian's; never a browser a test tool downloads
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 STORY = ("Once upon a time, there was a little girl named Lily. She loved to play in the park with her dog. "
          "One day, Lily saw a big red ball under a tree. \"Look!\" she said. Her dog ran to the ball and they "
@@ -46,3 +50,13 @@ def train_clean_causal(out: Path):
     trainer.train()
     trainer.save()
     return trainer
+
+
+def wait_for(predicate, timeout: float, what: str) -> float:
+    """Poll predicate every 0.1 s; fail naming `what` after `timeout` seconds; return the seconds it took."""
+    started = time.monotonic()
+    while not predicate():
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"{what}: not within {timeout} s")
+        time.sleep(0.1)
+    return time.monotonic() - started

@@ -22,9 +22,10 @@ from pathlib import Path
 
 from microdllm.atomic import atomic_write
 from microdllm.card import describe_checkpoint
-from microdllm.checkpoint import STATE_JSON, push_to_hub
+from microdllm.checkpoint import STATE_JSON
 from microdllm.data import DEFAULT_DATASET, stream_stories, write_stories
 from microdllm.evaluate import headline_metric
+from microdllm.hub import push_to_hub
 from microdllm.train import TrainConfig, pick_device, train
 
 # The recipes, chosen by measurement (docs/experiments.md); each is one or more stages, a stage starting

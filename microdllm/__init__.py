@@ -6,7 +6,7 @@ import importlib
 
 _EXPORTS = {
     "Checkpoint": "checkpoint", "CheckpointError": "checkpoint", "load_checkpoint": "checkpoint",
-    "push_to_hub": "checkpoint", "save_checkpoint": "checkpoint",
+    "push_to_hub": "hub", "save_checkpoint": "checkpoint",
     "MODEL_PRESETS": "config", "ModelConfig": "config", "get_preset": "config",
     "Transformer": "model", "CharTokenizer": "tokenizer", "UnknownCharactersError": "tokenizer",
     "SamplerConfig": "sampling", "DenoiseState": "sampling", "denoise": "sampling", "SAMPLER_PRESETS": "sampling",

@@ -21,7 +21,8 @@ from concurrent.futures import TimeoutError as FutureTimeout
 import torch
 import torch.nn as nn
 
-from .checkpoint import BUNDLED_MODELS, Checkpoint, CheckpointError, LoadLimits, load_checkpoint, looks_like_repo_id
+from .checkpoint import BUNDLED_MODELS, Checkpoint, CheckpointError, LoadLimits, load_checkpoint
+from .hub import looks_like_repo_id
 
 log = logging.getLogger("microdllm.serving")
 

@@ -9,7 +9,7 @@ import torch
 from conftest import make_hub_cache
 from helpers import ROOT, tiny_model
 
-from microdllm import checkpoint as ckpt
+from microdllm import hub
 from microdllm.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 
@@ -94,12 +94,12 @@ def test_push_to_hub_uploads_the_checkpoint(saved, monkeypatch):
             calls["upload"] = kw
 
     monkeypatch.setattr("huggingface_hub.HfApi", FakeApi)
-    url = ckpt.push_to_hub(path, "me/model", token="t0k")
+    url = hub.push_to_hub(path, "me/model", token="t0k")
     assert url.endswith("me/model") and calls["create"] == "me/model"
     assert calls["upload"]["folder_path"] == str(path) and "model.safetensors" in calls["upload"]["allow_patterns"]
     (path / "model.safetensors").write_bytes(b"broken")
     with pytest.raises(CheckpointError):
-        ckpt.push_to_hub(path, "me/model")
+        hub.push_to_hub(path, "me/model")
 
 
 def test_bundled_checkpoint_loads():

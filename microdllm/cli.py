@@ -211,6 +211,7 @@ def _add_bench(sub):
     p.add_argument("--int8", action="store_true",
                    help="with --race: every model, the autoregressive one too, with int8 Linear weights")
     p.add_argument("--threads", type=positive_int, help="torch threads (default: torch's own)")
+    p.add_argument("--device", help="with --race: run every model on this torch device, e.g. cuda (default: cpu)")
     p.add_argument("--json", dest="json_path", help="write the results as JSON")
     p.add_argument("--md", dest="md_path", help="write the Markdown table")
     p.set_defaults(func=cmd_bench)
@@ -228,10 +229,12 @@ def cmd_bench(args):
             raise ValueError("--race times nothing but sampling: it cannot be run with --no-sampling")
         result = {"machine": speed.machine(),
                   "race": speed.bench_race(args.repeats, checkpoint=args.checkpoint, compile=args.compile,
-                                           int8=args.int8, seeds=args.seeds or speed.RACE_SEEDS)}
+                                           int8=args.int8, seeds=args.seeds or speed.RACE_SEEDS,
+                                           device=args.device or "cpu")}
     else:
-        if args.int8 or args.seeds:
-            raise ValueError("--int8 and --seeds apply to the race (--race); the full bench times int8 forwards already")
+        if args.int8 or args.seeds or args.device:
+            raise ValueError("--int8, --seeds and --device apply to the race (--race); the full bench times the "
+                             "CPU, and int8 forwards already")
         result = speed.run(args.checkpoint, repeats=args.repeats, train_batch=args.train_batch,
                            sampling=not args.no_sampling, compile=args.compile)
     print(speed.save(result, args.json_path, args.md_path))

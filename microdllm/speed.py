@@ -133,16 +133,22 @@ def race_prompt(seed: int) -> str:
     return OPENINGS[seed % len(OPENINGS)]
 
 
+RACE_TREE = 8   # the race's tree of drafts, with a window for every way its check can end (experiments.md 6m)
+
+
 def race_variants(config, cfg) -> dict[str, object]:
     """Every way the network of `config` writes, at its defaults `cfg`: a block model by denoising (and
     without its look-ahead, to show what that saves), and, when its clean half is causal, by drafting
-    and checking (merged and unmerged) and with that half alone, left to right."""
+    and checking (merged, unmerged, and a tree of RACE_TREE drafts: the most characters an evaluation,
+    at the most positions) and with that half alone, left to right."""
     if config.kind != "block diffusion":
         return {"": cfg}
     if not getattr(config, "clean_causal", False):
         return {"": cfg, " (no lookahead)": cfg.replace(lookahead=False)}
-    return {" block diffusion": cfg.replace(mode="denoise"), " draft and verify": cfg.replace(mode="verify"),
-            " draft and verify, unmerged": cfg.replace(mode="verify", merge=False),
+    verify = cfg.replace(mode="verify")
+    return {" block diffusion": cfg.replace(mode="denoise"), " draft and verify": verify,
+            " draft and verify, unmerged": verify.replace(merge=False),
+            f" draft and verify, tree of {RACE_TREE}": verify.replace(draft_tree=RACE_TREE, outcome_windows=RACE_TREE),
             " left to right": cfg.replace(mode="left-to-right")}
 
 
@@ -151,7 +157,7 @@ RACE_SEEDS = 8   # the race's runs each write with this many seeds: one draw of 
 
 
 def bench_race(repeats: int, characters: int = 200, checkpoint: str | None = None, compile: bool = False,
-               int8: bool = False, seeds: int = RACE_SEEDS) -> list[dict]:
+               int8: bool = False, seeds: int = RACE_SEEDS, device: str = "cpu") -> list[dict]:
     """The same prompts, `characters` after each, in one round-robin: each model at its default settings,
     in every way it writes (`race_variants`): by default the bundled models, else `checkpoint` against
     the bundled autoregressive baseline (KV-cached). Characters per model evaluation, and wall time as a
@@ -159,11 +165,13 @@ def bench_race(repeats: int, characters: int = 200, checkpoint: str | None = Non
     every model also with int8 Linear weights (serving's), the autoregressive one too; the ratios are
     then to the faster of its two. seeds: each run writes with seeds 0 .. seeds - 1, seed i after
     `race_prompt(i)` (a sampled draft is kept longer on some draws and prompts than on others), its row
-    the sums over them."""
+    the sums over them. device: where every model runs (int8 runs on the CPU only); each step's results
+    come back to the CPU, so the wall times include the device's work."""
+    device = race_device(device, int8)
     sources = BUNDLED_MODELS if checkpoint is None else (checkpoint, BUNDLED_AR_DIR)
     runs, kinds = {}, {}
     for source in sources:
-        loaded = load_checkpoint(source)
+        loaded = load_checkpoint(source, device=device)
         for quantized in (False, True) if int8 else (False,):
             ck = serve_checkpoint(loaded, int8=quantized, compile=compile)
             cfg = defaults_for(ck.model_config).replace(gen_len=characters)
@@ -179,6 +187,21 @@ def bench_race(repeats: int, characters: int = 200, checkpoint: str | None = Non
         r["vs_autoregressive"] = r["seconds"] / ar
         r["chars_per_nfe"] = r["characters"] / max(r["nfe"], 1)
     return rows
+
+
+def race_device(name: str, int8: bool = False) -> torch.device:
+    """The race's device, refused in one line when it is not here or cannot run int8 weights."""
+    try:
+        device = torch.device(name)
+    except RuntimeError as e:
+        raise ValueError(f"--device {name}: not a torch device ({e})") from e
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: this machine has no CUDA device")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"--device {name}: this machine has no MPS device")
+    if int8 and device.type != "cpu":
+        raise ValueError("--int8 races int8 Linear weights, which run on the CPU only: leave out --device or --int8")
+    return device
 
 
 def _summed_over_seeds(results: dict, kinds: dict) -> list[dict]:

@@ -2,6 +2,7 @@
 import time
 
 import pytest
+import torch
 from helpers import tiny_model
 
 from microdllm import speed
@@ -63,6 +64,29 @@ def test_the_race_alone_from_the_command_line(tmp_path, capsys):
     assert block["text"] == plain["text"] and block["nfe"] < plain["nfe"] < block["characters"]
     assert rows["tinystories-tiny-ar"]["vs_autoregressive"] == 1 and rows["tinystories-tiny-ar"]["nfe"] == 200
     assert "| tinystories-tiny-block (no lookahead) | block diffusion |" in capsys.readouterr().out
+    # The tree of drafts is a row of its own: a window for every way its check can end, so more positions
+    # an evaluation than the default's drawn path with three windows.
+    merged = rows["tinystories-tiny-block16 draft and verify"]
+    tree = rows["tinystories-tiny-block16 draft and verify, tree of 8"]
+    assert tree["positions"] / tree["nfe"] > merged["positions"] / merged["nfe"]
+
+
+def test_the_race_device_is_checked_in_one_line(monkeypatch, capsys):
+    # `bench --race --device D`: every model on D; a device this machine lacks, int8 off the CPU, or
+    # --device without --race is refused before anything loads.
+    from microdllm import cli, speed
+
+    monkeypatch.setattr(speed, "load_checkpoint", lambda *a, **kw: pytest.fail("loaded before the device was checked"))
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="--device cuda: this machine has no CUDA device"):
+            speed.bench_race(1, device="cuda")
+    with pytest.raises(ValueError, match="not a torch device"):
+        speed.bench_race(1, device="gpu0")
+    with pytest.raises(ValueError, match="int8 Linear weights, which run on the CPU only"):
+        speed.bench_race(1, device="meta", int8=True)
+    assert cli.main(["bench", "--device", "cpu"]) == 2
+    assert "--device apply to the race (--race)" in capsys.readouterr().err
+    assert speed.race_device("cpu") == torch.device("cpu")
 
 
 def test_the_race_writes_with_several_seeds_unless_told(monkeypatch, capsys):

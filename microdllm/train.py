@@ -240,6 +240,7 @@ class Trainer:
         self.step = 0
         self.history: list[dict] = []
         self.elapsed = 0.0  # training seconds before this process (resume)
+        self._clock: RunClock | None = None   # this process's, from train() on
         if resume:
             self._load_state(Path(resume))
 
@@ -291,7 +292,7 @@ class Trainer:
 
     def elapsed_now(self) -> float:
         """Training seconds: those before this process, and this process's less any time it was stopped."""
-        return self.elapsed + (self._clock.seconds() if hasattr(self, "_clock") else 0.0)
+        return self.elapsed + (self._clock.seconds() if self._clock else 0.0)
 
     def set_lr(self):
         f = lr_factor(self.step, self.cfg.warmup_iters, self.cfg.max_iters, self.cfg.min_lr_ratio)

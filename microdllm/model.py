@@ -117,9 +117,9 @@ class Attention(nn.Module):
         B, L, C = x.shape
         q = self.c_q(x).view(B, L, self.n_head, self.head_dim)
         k = self.c_k(x).view(B, L, self.n_head, self.head_dim)
-        v = self.c_v(x).view(B, L, self.n_head, self.head_dim)
-        q, k = norm(apply_rotary(q, cos, sin)), norm(apply_rotary(k, cos, sin))  # RoPE, then QK-norm
-        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+        v = self.c_v(x).view(B, L, self.n_head, self.head_dim).transpose(1, 2)
+        # RoPE, then QK-norm: q and k side by side as one set of heads, so each is one pass, not two
+        q, k = norm(apply_rotary(torch.cat([q, k], dim=2), cos, sin)).transpose(1, 2).split(self.n_head, dim=1)
         if cache is not None:
             k, v = cache.layer(self.index, k, v, keep)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=self.causal and mask is None and cache is None)

@@ -13,7 +13,7 @@ from ..diffusion import Schedule, always_predicted, get_schedule
 from ..model import KVCache
 from ..tokenizer import MASK_GLYPH, CharTokenizer
 from .config import SamplerConfig, SamplingError
-from .state import DenoiseState, candidates_rows
+from .state import DenoiseState, candidates_rows, top_candidates
 
 
 def generation_length(cfg: SamplerConfig, prompt_len: int, block_size: int, n_masks: int | None = None) -> int:
@@ -199,6 +199,13 @@ class Canvas:
         written = (~still & (now != before)).nonzero().flatten()
         if len(written):
             self.noted += candidates_rows(pos[written].tolist(), logits[written], now[written].tolist(), self.tokenizer)
+
+    def wrote(self, start: int, chars: torch.Tensor, logits: torch.Tensor) -> None:
+        """`chars` were just written over masks at start, start + 1, ... (the text growing at its end; `note`
+        for any positions): their confidences and rivals from one softmax of their rows of logits."""
+        probs, end = logits.float().softmax(-1), start + len(chars)
+        self.conf[start:end] = probs[torch.arange(len(chars)), chars]
+        self.noted += top_candidates(list(range(start, end)), probs, chars.tolist(), self.tokenizer)
 
     def state(self, prev: torch.Tensor, u: float, total: int, done: bool, rewritten: bool = False) -> DenoiseState:
         """The state after a step; `prev` is x before it. rewritten: `revealed` marks changed characters."""

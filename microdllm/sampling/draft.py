@@ -109,9 +109,9 @@ def speculative(draft: Draft, p: torch.Tensor, g: torch.Generator) -> tuple[int,
     kept = len(d)
     if len(d):
         rows = torch.arange(len(d))
-        passes = torch.rand(len(d), generator=g) < p[rows, d] / q[rows, d].clamp_min(1e-12)
-        failed = (~passes).nonzero()
-        kept = int(failed[0]) if len(failed) else len(d)
+        ratios = (p[rows, d] / q[rows, d].clamp_min(1e-12)).tolist()
+        draws = torch.rand(len(d), generator=g).tolist()
+        kept = next((i for i, (u, ratio) in enumerate(zip(draws, ratios)) if u >= ratio), len(d))
     rest = (p[kept] - q[kept]).clamp_min(0) if kept < len(d) else p[kept]
     return kept, int(torch.multinomial(rest if float(rest.sum()) > 0 else p[kept], 1, generator=g))
 

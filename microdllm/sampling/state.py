@@ -94,7 +94,13 @@ def candidates(position: int, logits: torch.Tensor, token: int, tokenizer: CharT
 def candidates_rows(positions: list[int], logits: torch.Tensor, tokens: list[int],
                     tokenizer: CharTokenizer) -> list[Candidates]:
     """`candidates` for several written characters at once (logits: (n, V)): one softmax and top-k."""
-    probs = logits.float().softmax(-1).index_fill(-1, torch.tensor([tokenizer.mask_id]), 0.0)
+    return top_candidates(positions, logits.float().softmax(-1), tokens, tokenizer)
+
+
+def top_candidates(positions: list[int], probs: torch.Tensor, tokens: list[int],
+                   tokenizer: CharTokenizer) -> list[Candidates]:
+    """`candidates_rows` from the model's probabilities (n, V) rather than its logits."""
+    probs = probs.index_fill(-1, torch.tensor([tokenizer.mask_id]), 0.0)
     p_top, top = probs.topk(min(TOP_CANDIDATES, probs.size(-1) - 1), dim=-1)
     chars = tokenizer.chars
     return [Candidates(i, chars[t - 1], tuple((chars[c - 1], round(p, 4)) for c, p in zip(cs, ps)))

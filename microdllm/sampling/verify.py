@@ -57,9 +57,9 @@ def draft_and_verify(c: Canvas, window: int, merge: bool = True, outcomes: int =
             continue
         prev = c.x.clone()
         ends = _ends(draft, outcomes, window) if merge and window else []
-        logits, p, windows = _check(c, n, draft, window, ends, end)                  # 1. the verifier
+        logits, p, windows = _check(c, n, draft, window, ends, end, tree)            # 1. the verifier
         key, char = (walk if draft.is_tree else speculative)(draft, p, c.generator)  # 2., 3. keep, write
-        n = _write(c, n, draft, key, char, logits, prev)
+        n = _write(c, n, draft, key, char, logits)
         draft = _next_draft(c, windows.get(key), n, end, tree)                       # 4. the next draft
         c.step += 1
         yield prev, (end - n) / total, n >= end, False
@@ -116,63 +116,73 @@ def _evaluate(c: Canvas, n: int, draft: Draft, width: int, ends: list[int], end:
     return p_rows.float().cpu()[at:], {k: r.float().cpu() for k, r in zip(windows, rows)}
 
 
-def _check(c: Canvas, n: int, draft: Draft, width: int, ends: list[int], end: int):
+def _check(c: Canvas, n: int, draft: Draft, width: int, ends: list[int], end: int, tree: int):
     """The verifier's distributions p at the root and each drafted node (the row of node i is i + 1;
-    logits kept for the written characters' confidences), and the windows' rows by the key they follow
-    (logits: only the window for the way the check ends becomes a draft, `_next_draft`)."""
+    logits kept for the written characters' confidences), and by the key they follow, the windows'
+    distributions to draft from (only the window for the way the check ends becomes a draft, `_next_draft`)."""
     phase = "verify" if len(draft.chars) or ends else "left to right"      # no draft and no window: AR step
     logits, rows = _evaluate(c, n, draft, width, ends, end, phase)
-    return logits, target_distribution(logits, c.cfg, c.mask_id), rows
+    p, windows = _distributions(c, logits, rows, tree)
+    return logits, p, windows
+
+
+def _distributions(c: Canvas, logits: torch.Tensor, windows: dict, tree: int) -> tuple[torch.Tensor, dict]:
+    """The verifier's p (the sampler's settings) and each window's distributions to draft from: a path is
+    drawn at the same settings, so all rows go through them at once (row by row, the same numbers); a
+    tree offers the window's likeliest guesses by its own softmax (`_drafted`)."""
+    rows = [logits, *([] if tree else windows.values())]
+    p, *qs = target_distribution(torch.cat(rows), c.cfg, c.mask_id).split([len(r) for r in rows])
+    if tree:
+        qs = [without_mask(r, c.mask_id).softmax(-1) for r in windows.values()]
+    return p, dict(zip(windows, qs))
 
 
 def _draft(c: Canvas, n: int, width: int, end: int, tree: int) -> Draft:
     """Unmerged: a pass that only drafts the window at the text's end (the text behind it is cached)."""
-    _, rows = _evaluate(c, n, EMPTY, width, [0], end, "draft")
+    logits, rows = _evaluate(c, n, EMPTY, width, [0], end, "draft")
     c.cache.rewind(n)                        # the clean input at n is read again with the draft behind it
-    return _drafted(c, rows[0][:end - n - 1], n, tree)   # the window starts at n: its rows, the draft from n on
+    _, windows = _distributions(c, logits, rows, tree)
+    return _drafted(c, windows[0][:end - n - 1], n, tree)   # the window starts at n: its rows, the draft from n on
 
 
-def _drafted(c: Canvas, rows: torch.Tensor, n: int, tree: int) -> Draft:
-    """The draft from a window's rows behind the text's end n (row 0 is about position n): a path drawn
-    from them at the sampler's settings, or the tree of their likeliest paths by the window's own softmax
-    (the verifier draws at its settings whatever the tree: a tree only offers guesses, and a guess the
-    filter would drop, or greedy's one-hot, is one fewer); shown as ghosts under the masks (its likeliest path)."""
+def _drafted(c: Canvas, q: torch.Tensor, n: int, tree: int) -> Draft:
+    """The draft from a window's distributions behind the text's end n (row 0 is about position n): a path
+    drawn from them, or the tree of their likeliest paths (the verifier draws at its settings whatever the
+    tree: a tree only offers guesses, and a guess the filter would drop, or greedy's one-hot, is one fewer);
+    shown as ghosts under the masks (its likeliest path)."""
     if tree:
-        draft = likeliest_tree(without_mask(rows, c.mask_id).softmax(-1), tree)
+        draft = likeliest_tree(q, tree)
     else:
-        draft = drawn_path(target_distribution(rows, c.cfg, c.mask_id), c.generator)
+        draft = drawn_path(q, c.generator)
     shown = draft.chars[draft.main_path()]
     c.best.zero_()
     c.best[n:n + len(shown)] = shown
     return draft
 
 
-def _write(c: Canvas, n: int, draft: Draft, key: int, char: int, logits: torch.Tensor, prev: torch.Tensor) -> int:
+def _write(c: Canvas, n: int, draft: Draft, key: int, char: int, logits: torch.Tensor) -> int:
     """Write the kept path's characters (the node with this key and its ancestors) and the verifier's one
     behind them; forget the rest of the draft (its cached inputs too); return the new end of the text.
     logits: the verifier's at the root and each node, for the confidences and rivals."""
     path = draft.path(key)
     k = len(path)
     new = torch.cat([draft.chars[path], torch.tensor([char])])
-    pos = torch.arange(n, n + k + 1)
-    c.x[pos] = new
-    logits = logits[[0] + [i + 1 for i in path]]
-    c.conf[pos] = logits.softmax(-1).gather(-1, new[:, None]).squeeze(-1)
+    c.x[n:n + k + 1] = new
+    c.wrote(n, new, logits[[0] + [i + 1 for i in path]])
     c.rejected = torch.zeros(len(c.x), dtype=torch.bool)
     c.rejected[n + k:n + len(draft.main_path())] = True
     if len(draft.chars):
         c.accepted.append((k, len(draft.chars)))
-    c.note(pos, logits, prev[pos])
     c.cache.keep([n] + [n + 1 + i for i in path])   # the kept path's inputs, in place behind the text's
     return n + k + 1
 
 
-def _next_draft(c: Canvas, window_rows: torch.Tensor | None, n: int, end: int, tree: int) -> Draft:
+def _next_draft(c: Canvas, window: torch.Tensor | None, n: int, end: int, tree: int) -> Draft:
     """From the window that stood where the text now ends (the one for how the check ended) behind the
     character just written; an empty draft if that way had no window. Its first row is the verifier's
     position; the rest, up to the last character but one (so that the verifier's character still fits),
     the draft."""
     c.best.zero_()
-    if window_rows is None or len(window_rows) < 2:
+    if window is None or len(window) < 2:
         return EMPTY
-    return _drafted(c, window_rows[1:end - n], n, tree)
+    return _drafted(c, window[1:end - n], n, tree)

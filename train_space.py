@@ -24,9 +24,11 @@ from microdllm.atomic import atomic_write
 from microdllm.card import describe_checkpoint
 from microdllm.checkpoint import STATE_JSON
 from microdllm.data import DEFAULT_DATASET, stream_stories, write_stories
+from microdllm.devices import pick_device
 from microdllm.evaluate import headline_metric
 from microdllm.hub import push_to_hub
-from microdllm.train import TrainConfig, pick_device, train
+from microdllm.train import train
+from microdllm.train_config import TrainConfig
 
 # The recipes, chosen by measurement (docs/experiments.md); each is one or more stages, a stage starting
 # from the one before it. `tiny` is the bundled full-sequence model's: 11500 steps of 32 x 256 characters.

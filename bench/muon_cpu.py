@@ -17,7 +17,7 @@ from torch.optim import _muon
 from microdllm.config import get_preset
 from microdllm.model import Transformer
 from microdllm.optim import build_optimizers
-from microdllm.train import TrainConfig
+from microdllm.train_config import TrainConfig
 
 
 def step_seconds(model, optimizer) -> float:

@@ -42,7 +42,7 @@ def _utf8_text(path, what: str):
 
 
 def _add_train(sub):
-    from .train import TrainConfig
+    from .train_config import TrainConfig
 
     # Defaults are suppressed so that only the options a user typed reach cmd_train (matters for --resume).
     p = sub.add_parser("train", help="train a model (also under torchrun --nproc_per_node K)",
@@ -55,7 +55,7 @@ def _add_train(sub):
 
 
 def _add_field_flag(p, f: dataclasses.Field, hint):
-    """One --flag-name per TrainConfig field, its help and choices from the field's metadata (train.option):
+    """One --flag-name per TrainConfig field, its help and choices from the field's metadata (train_config.option):
     a bool is a switch (--x, or --x/--no-x when on by default), a list takes one or more values."""
     flag = "--" + f.name.replace("_", "-")
     text = f.metadata["help"].replace("%", "%%")
@@ -80,7 +80,8 @@ def _flag_type(hint) -> tuple[type, bool]:
 
 
 def cmd_train(args):
-    from .train import RESUMABLE, TrainConfig, train
+    from .train import train
+    from .train_config import RESUMABLE, TrainConfig
     from .training_state import read_training_info
 
     given = {k: v for k, v in vars(args).items() if k not in ("func", "command", "resume")}

@@ -21,6 +21,7 @@ import torch
 
 from .checkpoint import BUNDLED_AR_DIR, BUNDLED_MODELS, load_checkpoint
 from .config import get_preset
+from .devices import pick_device
 from .diffusion import corrupt, get_schedule, masked_ce_loss, sample_timesteps
 from .model import Transformer
 from .quality import OPENINGS
@@ -190,15 +191,9 @@ def bench_race(repeats: int, characters: int = 200, checkpoint: str | None = Non
 
 
 def race_device(name: str, int8: bool = False) -> torch.device:
-    """The race's device, refused in one line when it is not here or cannot run int8 weights."""
-    try:
-        device = torch.device(name)
-    except RuntimeError as e:
-        raise ValueError(f"--device {name}: not a torch device ({e})") from e
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: this machine has no CUDA device")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"--device {name}: this machine has no MPS device")
+    """The race's device (`devices.pick_device`, refused in one line when it is not here), which must be
+    the CPU to run int8 weights."""
+    device = pick_device(name)
     if int8 and device.type != "cpu":
         raise ValueError("--int8 races int8 Linear weights, which run on the CPU only: leave out --device or --int8")
     return device

@@ -38,7 +38,8 @@ def train_clean_causal(out: Path):
     """A test-size clean-causal block model (B = 8, trained over B = 4 and 8 with the next-character loss)
     trained a little on a repeated story, so that its drafts are sometimes kept: every path of draft
     and verify is taken. Saved to out / "run"; returns the Trainer (its model, tokenizer)."""
-    from microdllm.train import TrainConfig, Trainer
+    from microdllm.train import Trainer
+    from microdllm.train_config import TrainConfig
 
     data = out / "story.txt"
     data.write_text(story_text(8000))

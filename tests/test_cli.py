@@ -10,8 +10,9 @@ from helpers import ROOT, story_text
 
 from microdllm.cli import build_parser
 from microdllm.diffusion import SCHEDULES
+from microdllm.optim import OPTIMIZERS
 from microdllm.sampling import DEFAULT
-from microdllm.train import LOSSES, OPTIMIZERS, RESUMABLE, TrainConfig
+from microdllm.train_config import LOSSES, RESUMABLE, TrainConfig
 from microdllm.viz import count_frames
 
 FULL = "checkpoints/tinystories-tiny"   # the full-sequence diffusion model (the default writes block by block)

@@ -91,6 +91,8 @@ BAD = [  # (id, argv with {d} for the files' directory, words the message must h
     ("model-card: missing checkpoint", ["model-card", "--checkpoint", "/no/such/checkpoint", "--data",
                                         "{d}/story.txt"], ["/no/such/checkpoint"]),
     ("bench: repeats 0", ["bench", "--repeats", "0"], ["--repeats"]),
+    ("train: no such device", ["train", "--data", "{d}/story.txt", "--device", "gpu0", "--out", "{d}/run"],
+     ["--device gpu0", "not a torch device"]),
     ("import-original: text for weights", ["import-original", "--checkpoint", "{d}/story.txt", "--vocab-from",
                                            "{d}/story.txt", "--out", "{d}/imported"], ["story.txt"]),
     ("an unknown command", ["frobnicate"], ["frobnicate"]),

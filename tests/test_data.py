@@ -54,7 +54,8 @@ def test_token_data_split_and_validation_file():
 
 
 def test_training_reads_a_datasets_source(jsonl, tmp_path):
-    from microdllm.train import TrainConfig, train
+    from microdllm.train import train
+    from microdllm.train_config import TrainConfig
 
     cfg = TrainConfig(out=str(tmp_path / "run"), dataset=str(jsonl), dataset_stories=51, preset="test",
                       block_size=16, batch_size=2, max_iters=2, eval_interval=2, save_interval=2,

@@ -11,7 +11,8 @@ from helpers import ROOT, story_text
 from microdllm import train as train_mod
 from microdllm.card import write_model_card
 from microdllm.checkpoint import load_checkpoint
-from microdllm.train import STATE_NAME, TrainConfig, TrainingError, train
+from microdllm.train import STATE_NAME, TrainingError, train
+from microdllm.train_config import TrainConfig
 
 
 @pytest.fixture

@@ -11,7 +11,8 @@ from microdllm.model import KVCache
 from microdllm.remasking import target_distribution
 from microdllm.sampling import SamplerConfig, SamplingError, denoise, generate
 from microdllm.sampling.draft import Draft, likeliest_ends, likeliest_tree, speculative, walk
-from microdllm.train import TrainConfig, Trainer
+from microdllm.train import Trainer
+from microdllm.train_config import TrainConfig
 
 CLEAN_CAUSAL = dict(time_embedding=False, shift=True, attn_block=8, clean_causal=True)
 GREEDY = dict(gen_len=40, temperature=0.0, polish=0)

@@ -203,6 +203,26 @@ def test_sampled_draft_and_verify_is_reproducible_and_follows_the_verifier(train
     assert a.text == b.text and a.tokens == b.tokens
 
 
+@pytest.mark.parametrize("tree", [0, 6])
+def test_each_written_character_carries_the_verifiers_own_confidence_and_rivals(trained, tree):
+    # Whatever a round keeps, each character's confidence and rivals are the causal half's, reading the
+    # text before it: what the plain causal forward of the finished text gives at its position.
+    model, tok, _ = trained
+    states = list(denoise(model, tok, "Once upon", mode="verify", gen_len=40, temperature=0.9, top_p=0.9, polish=0,
+                          seed=3, draft_tree=tree, outcome_windows=tree))
+    last = states[-1]
+    with torch.inference_mode():
+        probs = model(torch.tensor([last.tokens]))[0].softmax(-1)
+    written = [c for s in states for c in s.candidates]
+    assert [c.position for c in written] == list(range(len(tok.encode("Once upon")), len(last.tokens)))
+    for c in written:
+        token = last.tokens[c.position]
+        assert c.written == tok.decode([token])
+        assert last.confidence[c.position] == pytest.approx(float(probs[c.position, token]), abs=1e-4)
+        best, p_best = c.top[0]
+        assert p_best == pytest.approx(float(probs[c.position].index_fill(0, torch.tensor([tok.mask_id]), 0).max()), abs=1e-4)
+
+
 def test_speculative_acceptance_gives_exactly_the_target_distribution():
     # one drafted character from q, kept with min(1, p/q), else redrawn from max(p - q, 0): the result ~ p
     g = torch.Generator().manual_seed(0)

@@ -9,7 +9,8 @@ Environment
     MICRODLLM_HUB_TIMEOUT  seconds to wait for the Hub before falling back to the bundled model (5)
     MICRODLLM_THREADS      torch threads per process (default: cores / concurrent generations, 1 to 4)
     MICRODLLM_INT8         1 = int8 weights for the Linear layers (CPU; see docs/performance.md)
-    MICRODLLM_COMPILE      1 = model evaluations through torch.compile (faster; each model loads seconds slower)
+    MICRODLLM_COMPILE      1 = the full-sequence model's evaluations through torch.compile (faster; loads seconds
+                           slower); the block and AR models' KV-cached evaluations run eager whatever it says
     MICRODLLM_PUBLIC       1 = a public app: visitors load only the bundled models and Hub repo ids
                            (default: 1 when SPACE_ID is set, as on every Hugging Face Space; else 0)
     MICRODLLM_MAX_PARAMETERS / _LAYERS / _WIDTH / _CONTEXT / _FILE_MB   the largest checkpoint the app

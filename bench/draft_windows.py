@@ -49,7 +49,7 @@ def race(ar, runs: dict, prompts: list[str], repeats: int, int8: bool = False) -
     for prompt in prompts:
         same = defaults_for(ar.model_config).replace(gen_len=200, temperature=temperature)   # sampled alike
         streams = {name: (lambda b=b, p=prompt: denoise(b.model, b.tokenizer, p, same)) for name, b in baselines.items()}
-        streams.update({name: (lambda c=c, cfg=cfg, p=prompt: denoise(c.model, c.tokenizer, p, cfg))
+        streams.update({name: (lambda c=c, cfg=cfg, p=prompt: denoise(c.model, c.tokenizer, p, cfg, ngram=c.ngram))
                         for name, (c, cfg) in runs.items()})
         for name, r in round_robin(streams, repeats).items():
             t = totals.setdefault(name, {"setting": name, "nfe": 0, "positions": 0, "characters": 0, "seconds": 0.0})

@@ -107,7 +107,7 @@ def server_side_states() -> dict:
     ck = load_checkpoint(FULL)
     cfg = defaults_for(ck.model.config).replace(steps=STEPS, threshold=None, polish=0)
     tracemalloc.start()
-    states = list(denoise(ck.model, ck.tokenizer, PROMPTS[0], cfg, schedule=ck.schedule))
+    states = list(denoise(ck.model, ck.tokenizer, PROMPTS[0], cfg, schedule=ck.schedule, ngram=ck.ngram))
     held, _ = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     return {"states": len(states), "pickled_bytes": len(pickle.dumps(states)), "traced_bytes": held,

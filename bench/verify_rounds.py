@@ -21,7 +21,8 @@ from microdllm.sampling import defaults_for, generate
 
 
 def measure(ck, cfg, n: int) -> dict:
-    runs = [generate(ck.model, ck.tokenizer, OPENINGS[i % len(OPENINGS)] + " ", cfg.replace(seed=i)) for i in range(n)]
+    runs = [generate(ck.model, ck.tokenizer, OPENINGS[i % len(OPENINGS)] + " ", cfg.replace(seed=i), ngram=ck.ngram)
+            for i in range(n)]
     checks = [a for s in runs for a in s.accepted]
     written = cfg.gen_len * n
     nfe = sum(s.nfe for s in runs)

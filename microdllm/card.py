@@ -13,6 +13,7 @@ from .atomic import atomic_write
 from .checkpoint import CheckpointError, read_config
 from .config import ModelConfig
 from .evaluate import METRIC_LABELS, headline_metric
+from .ngram import NGRAM_NAME, load_ngram
 from .sampling.config import VERIFY_DEFAULT
 
 KIND_INTROS = {
@@ -36,6 +37,10 @@ CLEAN_CAUSAL_INTRO = (" Its clean half reads the text causally, so the same netw
                       "ways the check can end) and checks each draft with that half, keeping the agreeing part "
                       "(draft and verify); it can also write by denoising blocks, or left to right with that "
                       "half alone.")
+# ... and where the checkpoint has the training text's n-gram (ngram.py), drafts are drawn with it.
+NGRAM_NOTE = (" `ngram.safetensors` holds the training text's character n-gram (orders 1-{order}, counts only): "
+              "draft and verify draws each draft's characters tied together by it, so more of each draft is "
+              "kept; the text is the verifier's either way.")
 
 
 ORIGINS = {"random": " from random weights", "autoregressive": " from its autoregressive baseline"}
@@ -198,6 +203,8 @@ def write_model_card(directory, *, title: str, hardware: str = "", samples: list
     ev = evaluation or {}
     model_config = ModelConfig.from_dict(cfg["model"])
     intro = kind_intro(model_config, first_stage(cfg))
+    if (directory / NGRAM_NAME).is_file():
+        intro += NGRAM_NOTE.format(order=load_ngram(directory / NGRAM_NAME, model_config.vocab_size).order)
     lines = [*_front_matter(title, ev), "", f"# {title}", "", intro, "", *_model_table(cfg), "",
              *_training_table(cfg, hardware), "", "![loss curve](loss_curve.png)", "", *_evaluation(ev),
              *_samples(samples), *(["", notes] if notes else [])]
@@ -217,14 +224,16 @@ def _sample(ck, prompt: str, seed: int) -> dict:
 
     cfg = defaults_for(ck.model_config).replace(seed=seed)
     prompt = ck.tokenizer.clean(prompt + " ")  # a model trained on other text may lack some characters
-    text = generate(ck.model, ck.tokenizer, prompt, cfg, schedule=ck.schedule).text
+    text = generate(ck.model, ck.tokenizer, prompt, cfg, schedule=ck.schedule, ngram=ck.ngram).text
     draw = f"temperature {cfg.temperature}" + (f", top-p {cfg.top_p}" if cfg.top_p < 1 else "") + \
         (f", top-k {cfg.top_k}" if cfg.top_k else "")
     if ck.model_config.causal:
         settings = f"prompt {prompt!r}, left to right, {draw}, seed {seed}"
     elif cfg.mode == "verify":
         settings = (f"prompt {prompt!r}, draft and verify (windows of {cfg.draft_window}, the "
-                    f"{1 + cfg.outcome_windows} likeliest ways a check can end), {draw}, seed {seed}")
+                    f"{1 + cfg.outcome_windows} likeliest ways a check can end"
+                    f"{f', drafts tied by the n-gram at {cfg.copula}' if cfg.copula and ck.ngram else ''}), {draw}, "
+                    f"seed {seed}")
     else:
         settings = (f"prompt {prompt!r}, {cfg.remasking}, remask ratio {cfg.remask_ratio}, threshold "
                     f"{cfg.threshold}, {cfg.reveal_schedule or 'training'} reveal schedule, {cfg.steps} steps"

@@ -25,6 +25,7 @@ from .atomic import atomic_write
 from .config import ModelConfig
 from .diffusion import Schedule, get_schedule
 from .model import Transformer
+from .ngram import NGRAM_NAME, NGram, NGramError, load_ngram
 from .tokenizer import CharTokenizer
 
 WEIGHTS_NAME = "model.safetensors"
@@ -129,6 +130,7 @@ class Checkpoint:
     source: str            # what the caller asked for: a path or a repo id
     path: Path             # the local directory the files were read from
     metadata: dict = field(default_factory=dict)
+    ngram: NGram | None = None   # the training text's character n-gram (ngram.py), where the directory has one
 
     @property
     def model_config(self) -> ModelConfig:
@@ -150,8 +152,9 @@ def build_config(model_config: ModelConfig, tokenizer: CharTokenizer, schedule: 
 
 
 def save_checkpoint(out_dir, model: Transformer, tokenizer: CharTokenizer, schedule: str = "cosine",
-                    training: dict | None = None, extra: dict | None = None) -> Path:
-    """Write model.safetensors and config.json into out_dir, each atomically. Returns the directory."""
+                    training: dict | None = None, extra: dict | None = None, ngram: NGram | None = None) -> Path:
+    """Write model.safetensors and config.json into out_dir, each atomically (and ngram.safetensors, when
+    given: the training text's n-gram, which draft and verify draws its drafts with). Returns the directory."""
     out = Path(out_dir)
     raw = model.module if hasattr(model, "module") else model
     raw = getattr(raw, "_orig_mod", raw)
@@ -162,6 +165,8 @@ def save_checkpoint(out_dir, model: Transformer, tokenizer: CharTokenizer, sched
     atomic_write(out / WEIGHTS_NAME, lambda p: save_file(tensors, str(p), metadata={"format": FORMAT, "step": step}))
     config = build_config(raw.config, tokenizer, schedule, training, extra)
     atomic_write(out / CONFIG_NAME, json.dumps(config, indent=2) + "\n")
+    if ngram is not None:
+        ngram.save(out / NGRAM_NAME)
     return out
 
 
@@ -289,7 +294,18 @@ def load_local(directory, source: str | None = None, device: str | torch.device 
                               f"{one_line_error(e)}") from e
     model.to(device).eval()
     return Checkpoint(model, tokenizer, schedule, config, source or str(directory), directory,
-                      metadata=config.get("training", {}))
+                      metadata=config.get("training", {}), ngram=_optional_ngram(directory, label, model_config))
+
+
+def _optional_ngram(directory: Path, label: str, cfg: ModelConfig) -> NGram | None:
+    """The directory's n-gram file, checked like the weights (a CheckpointError if it is broken); None without one."""
+    path = directory / NGRAM_NAME
+    if not path.is_file():
+        return None
+    try:
+        return load_ngram(path, cfg.vocab_size, where=f"{label}/{NGRAM_NAME}")
+    except NGramError as e:
+        raise CheckpointError(str(e)) from e
 
 
 def resolve(source: str | os.PathLike | None, *, timeout: float = 10.0, limits: LoadLimits | None = None,

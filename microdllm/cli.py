@@ -250,6 +250,32 @@ def _add_import(sub):
     p.set_defaults(func=cmd_import)
 
 
+def _add_ngram(sub):
+    p = sub.add_parser("ngram", help="count a checkpoint's training text into its ngram.safetensors (ties drafts)")
+    p.add_argument("--checkpoint", required=True, help="checkpoint directory (its vocabulary is used)")
+    p.add_argument("--data", required=True, nargs="+", help="the text the model was trained on")
+    p.add_argument("--order", type=positive_int, default=None, help="longest n-gram counted (default: ngram.ORDER)")
+    p.set_defaults(func=cmd_ngram)
+
+
+def cmd_ngram(args):
+    from .checkpoint import parse_config, read_config
+    from .data import read_text_files
+    from .ngram import MAX_ORDER, NGRAM_NAME, ORDER, NGram
+    from .tokenizer import normalise
+
+    order = args.order or ORDER
+    if order > MAX_ORDER:
+        raise ValueError(f"--order must be at most {MAX_ORDER}, got {order}")
+    _, tokenizer, _ = parse_config(read_config(args.checkpoint), f"{args.checkpoint}/config.json")
+    with _utf8_text(args.data[0], "the training text"):
+        text = tokenizer.clean(normalise(read_text_files(args.data)))
+    ngram = NGram.from_ids(tokenizer.encode(text), tokenizer.vocab_size, order)
+    path = ngram.save(Path(args.checkpoint) / NGRAM_NAME)
+    print(f"wrote {path} (orders 1-{order}, {len(ngram.keys[-1]):,} distinct {order}-grams of {len(text):,} "
+          f"characters, {path.stat().st_size / 1e6:.1f} MB)")
+
+
 def cmd_import(args):
     from .original import import_original
 
@@ -269,7 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     from .cli_sampling import _add_generate, _add_sample_eval  # the commands that write text
 
-    for add in (_add_train, _add_eval, _add_prepare, _add_generate, _add_sample_eval, _add_card, _add_bench, _add_import):
+    for add in (_add_train, _add_eval, _add_prepare, _add_generate, _add_sample_eval, _add_card, _add_bench, _add_import,
+                _add_ngram):
         add(sub)
     return parser
 

@@ -58,6 +58,9 @@ def _add_sampler_args(p):
     p.add_argument("--draft-tree", type=int,
                    help="--verify: check a tree of this many drafted characters, the window's likeliest paths, in "
                         "place of one path drawn from it (0 = a path); more characters a round for more positions")
+    p.add_argument("--copula", type=float,
+                   help="--verify: how strongly the checkpoint's character n-gram (ngram.safetensors) ties a draft's "
+                        "characters together (0 = off; default 0.75); the text is the verifier's either way")
 
 
 def _add_generate(sub):
@@ -75,8 +78,9 @@ def _add_generate(sub):
     p.set_defaults(func=cmd_generate)
 
 
-def sampler_config(args, model_config=None):
-    """The preset (`default`: the defaults for this kind of model) with the flags given on top."""
+def sampler_config(args, model_config=None, ngram=True):
+    """The preset (`default`: the defaults for this kind of model) with the flags given on top. ngram: whether
+    the checkpoint has an n-gram to tie drafts with (without one the copula is off, and --copula refused)."""
     from .sampling import SAMPLER_PRESETS, defaults_for, switches
 
     cfg = defaults_for(model_config) if args.preset == "default" else SAMPLER_PRESETS[args.preset]
@@ -85,9 +89,14 @@ def sampler_config(args, model_config=None):
              "threshold": "threshold", "reveal_schedule": "reveal_schedule", "polish": "polish",
              "lookahead": "lookahead", "mode": "mode", "merge": "merge",
              "draft_window": "draft_window", "outcome_windows": "outcome_windows", "draft_tree": "draft_tree",
-             "entropy_bound": "entropy_bound"}
+             "copula": "copula", "entropy_bound": "entropy_bound"}
     given = {field: getattr(args, arg) for arg, field in names.items() if getattr(args, arg) is not None}
     knobs = switches(given.pop("threshold", cfg.threshold), given.pop("reveal_schedule", cfg.reveal_schedule))
+    if not ngram:
+        if given.get("copula"):
+            raise ValueError("--copula ties drafts with the checkpoint's ngram.safetensors, and this checkpoint has "
+                             "none (python -m microdllm ngram --checkpoint DIR --data TRAINING_TEXT writes one)")
+        knobs["copula"] = 0.0
     return cfg.replace(**given, **knobs)
 
 
@@ -99,10 +108,10 @@ def cmd_generate(args):
         if path and Path(path).is_dir():
             raise ValueError(f"{path}: a directory; {flag} takes the file to write")
     ck = serve_checkpoint(_infilling_checkpoint(args), int8=args.int8, compile=args.compile)
-    cfg = sampler_config(args, ck.model_config)
+    cfg = sampler_config(args, ck.model_config, ngram=ck.ngram is not None)
     keep_all = bool(args.gif or args.mp4)
     states, last = [], None
-    for state in denoise(ck.model, ck.tokenizer, args.prompt, cfg, infill=args.infill, schedule=ck.schedule):
+    for state in denoise(ck.model, ck.tokenizer, args.prompt, cfg, infill=args.infill, schedule=ck.schedule, ngram=ck.ngram):
         last = state
         if keep_all:
             states.append(state)
@@ -168,7 +177,7 @@ def cmd_sample_eval(args):
     ar = None if args.ar_checkpoint in (None, "", "none") else load_checkpoint(args.ar_checkpoint)
     if ar is not None and not ar.model_config.causal:
         raise ValueError(f"{args.ar_checkpoint}: not an autoregressive (causal) checkpoint")
-    cfg = sampler_config(args, ck.model_config)
+    cfg = sampler_config(args, ck.model_config, ngram=ck.ngram is not None)
     seed = 0 if args.seed is None else args.seed
     result = sample_eval(ck, known, cfg, n=args.n, seed=seed, ar=ar, reference_texts=refs, progress=_progress(args),
                          verbose=args.verbose)
@@ -203,7 +212,8 @@ def _print_sample_eval(result: dict, source: str, cfg, causal: bool = False):
 
     how = {"verify": f"draft and verify ({'merged' if cfg.merge else 'unmerged'}, window "
                      f"{cfg.block_len or cfg.draft_window or 'the block'}, {cfg.outcome_windows} outcome windows"
-                     f"{f', a tree of {cfg.draft_tree}' if cfg.draft_tree else ''})",
+                     f"{f', a tree of {cfg.draft_tree}' if cfg.draft_tree else ''}"
+                     f"{f', tied by the n-gram at {cfg.copula}' if cfg.copula else ''})",
            "left-to-right": "left to right"}.get(cfg.mode, f"{cfg.remasking} remasking, {cfg.steps} steps")
     how = "left to right" if causal else how
     print(f"{source}: {result['n']} continuations, {how}, T={cfg.temperature}")

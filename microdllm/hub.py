@@ -22,6 +22,8 @@ from .checkpoint import (
     parse_config,
     read_config,
 )
+from .ngram import MAX_FILE_BYTES as MAX_NGRAM_BYTES
+from .ngram import NGRAM_NAME
 
 _REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}")
 
@@ -58,7 +60,8 @@ def _cancellable_bar(cancel: threading.Event | None, where: str):
 
 def download(repo_id: str, revision: str | None = None, timeout: float = 10.0, limits: LoadLimits | None = None,
              cancel: threading.Event | None = None) -> Path:
-    """Fetch config.json + model.safetensors from the Hub (or its local cache when offline).
+    """Fetch config.json + model.safetensors from the Hub (or its local cache when offline), and the
+    checkpoint's ngram.safetensors where the repo has one (ngram.py; without it drafts are not tied).
 
     Before anything is downloaded, both files are size-checked from the Hub's file metadata (a
     HEAD request each, `timeout` seconds; offline: the cached files' sizes on disk), and the config
@@ -93,6 +96,8 @@ def download(repo_id: str, revision: str | None = None, timeout: float = 10.0, l
         name = WEIGHTS_NAME
         weights = Path(hf_hub_download(repo_id, WEIGHTS_NAME, revision=revision, etag_timeout=timeout,
                                        tqdm_class=_cancellable_bar(cancel, where)))
+        name = NGRAM_NAME
+        _fetch_optional(repo_id, NGRAM_NAME, revision, timeout, MAX_NGRAM_BYTES, where)
     except LocalEntryNotFoundError as e:
         raise CheckpointError(f"{where}: not in the local cache and the Hub cannot be reached ({type(e).__name__})") from e
     except RemoteEntryNotFoundError as e:
@@ -102,6 +107,20 @@ def download(repo_id: str, revision: str | None = None, timeout: float = 10.0, l
     if weights.parent != local:
         raise CheckpointError(f"{where}: {CONFIG_NAME} and {WEIGHTS_NAME} resolved to different snapshots")
     return local
+
+
+def _fetch_optional(repo_id: str, name: str, revision: str, timeout: float, cap: int, where: str) -> None:
+    """Fetch a file the checkpoint may lack, from the same commit, size-checked first; absent: nothing."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import LocalEntryNotFoundError, RemoteEntryNotFoundError
+
+    try:
+        info = hf_hub_download(repo_id, name, revision=revision, etag_timeout=timeout, dry_run=True)
+    except (RemoteEntryNotFoundError, LocalEntryNotFoundError):
+        return
+    if info.file_size is not None and info.file_size > cap:
+        raise CheckpointError(f"{where}/{name}: {_mb(info.file_size)}; this loader accepts files up to {_mb(cap)}")
+    hf_hub_download(repo_id, name, revision=revision, etag_timeout=timeout)
 
 
 def push_to_hub(directory, repo_id: str, token: str | None = None, private: bool = False,
@@ -116,6 +135,6 @@ def push_to_hub(directory, repo_id: str, token: str | None = None, private: bool
     url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
     api.upload_folder(folder_path=str(directory), repo_id=repo_id, repo_type="model",
                       commit_message=commit_message,
-                      allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, "README.md", "*.png", "*.json"],
+                      allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, NGRAM_NAME, "README.md", "*.png", "*.json"],
                       ignore_patterns=["training_state*", ".*"])
     return str(url)

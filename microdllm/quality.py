@@ -92,7 +92,7 @@ def sample_eval(ck, known_words: set[str], config: SamplerConfig, n: int = 64, s
               disable=disable) as bar:
         for i in range(n):
             prompt = OPENINGS[i % len(OPENINGS)] + " "
-            state = generate(ck.model, ck.tokenizer, prompt, config.replace(seed=seed + i), schedule=ck.schedule)
+            state = generate(ck.model, ck.tokenizer, prompt, config.replace(seed=seed + i), schedule=ck.schedule, ngram=ck.ngram)
             gens.append(state.text[len(prompt):])
             prompts.append(prompt)
             nfe += state.nfe

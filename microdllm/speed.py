@@ -181,7 +181,7 @@ def bench_race(repeats: int, characters: int = 200, checkpoint: str | None = Non
                 kinds[name] = ck.model_config.kind
                 for seed in range(seeds):
                     runs[name, seed] = lambda ck=ck, c=c.replace(seed=c.seed + seed): denoise(
-                        ck.model, ck.tokenizer, race_prompt(seed), c, schedule=ck.schedule)
+                        ck.model, ck.tokenizer, race_prompt(seed), c, schedule=ck.schedule, ngram=ck.ngram)
     rows = _summed_over_seeds(round_robin(runs, repeats), kinds)
     ar = min(r["seconds"] for r in rows if r["kind"] == "autoregressive")
     for r in rows:

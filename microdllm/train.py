@@ -33,6 +33,7 @@ from .diffusion import (
 )
 from .evaluate import evaluate, headline_metric
 from .model import Transformer
+from .ngram import NGram
 from .optim import build_optimizers, lr_factor
 from .plots import Curve, plot_curves
 from .progress import Progress
@@ -111,6 +112,8 @@ class Trainer:
         block = init.model_config.block_size if init else None
         self.data = self._read_data(CharTokenizer(vocab) if vocab else None, block)
         self.tokenizer = self.data.tokenizer
+        # a model that drafts and checks draws its drafts with the training text's n-gram (ngram.py): saved with it
+        self.ngram = NGram.from_ids(self.data.train.numpy(), self.tokenizer.vocab_size) if self.cfg.clean_causal else None
 
     def _read_data(self, tokenizer, block: int | None = None):
         cfg = self.cfg
@@ -196,7 +199,7 @@ class Trainer:
             training["val"] = self.history[-1]["val"]
         # Weights + config first, then the optimiser state: each file is replaced atomically, and
         # resuming checks that the weights and the state are from the same step.
-        ckpt.save_checkpoint(self.out, self.model, self.tokenizer, self.cfg.schedule, training)
+        ckpt.save_checkpoint(self.out, self.model, self.tokenizer, self.cfg.schedule, training, ngram=self.ngram)
         save_training_state(self.out, self.optimizers, torch.get_rng_state(),
                                  {"step": self.step, "history": self.history, "elapsed": self.elapsed_now(),
                                   "config": asdict(self.cfg)})

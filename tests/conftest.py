@@ -116,8 +116,9 @@ def make_hub_cache(cache: Path, repo_id: str, source: Path) -> Path:
     repo = cache / f"models--{repo_id.replace('/', '--')}"
     snapshot = repo / "snapshots" / COMMIT
     snapshot.mkdir(parents=True)
-    for name in ("config.json", "model.safetensors"):
-        shutil.copyfile(source / name, snapshot / name)
+    for name in ("config.json", "model.safetensors", "ngram.safetensors"):
+        if (source / name).is_file():      # the n-gram is optional (ngram.py)
+            shutil.copyfile(source / name, snapshot / name)
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text(COMMIT)
     return cache

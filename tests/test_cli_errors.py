@@ -91,6 +91,10 @@ BAD = [  # (id, argv with {d} for the files' directory, words the message must h
     ("model-card: missing checkpoint", ["model-card", "--checkpoint", "/no/such/checkpoint", "--data",
                                         "{d}/story.txt"], ["/no/such/checkpoint"]),
     ("bench: repeats 0", ["bench", "--repeats", "0"], ["--repeats"]),
+    ("generate: --copula without an n-gram", ["generate", "--checkpoint", str(FULL), "--copula", "1"],
+     ["ngram.safetensors", "has none"]),
+    ("ngram: missing data", ["ngram", "--checkpoint", str(FULL), "--data", "{d}/missing.txt"], ["missing.txt"]),
+    ("ngram: order 9", ["ngram", "--checkpoint", str(FULL), "--data", "{d}/story.txt", "--order", "9"], ["--order"]),
     ("train: no such device", ["train", "--data", "{d}/story.txt", "--device", "gpu0", "--out", "{d}/run"],
      ["--device gpu0", "not a torch device"]),
     ("import-original: text for weights", ["import-original", "--checkpoint", "{d}/story.txt", "--vocab-from",
@@ -170,7 +174,7 @@ def test_evaluation_and_sample_eval_draw_a_progress_bar_only_when_asked(capsys):
     with progress_bars(None):                             # None: only on a terminal (pytest's stderr is not)
         evaluate(model, windows, CosineSchedule(), tok.mask_id, timesteps_per_window=2)
     assert capsys.readouterr().err == ""
-    ck = SimpleNamespace(model=model, tokenizer=tok, schedule=CosineSchedule())
+    ck = SimpleNamespace(model=model, tokenizer=tok, schedule=CosineSchedule(), ngram=None)
     cfg = sampling.DEFAULT.replace(gen_len=8, steps=2, polish=0)
     quality.sample_eval(ck, quality.vocabulary(STORY), cfg, n=2, progress=True, verbose=True)
     err = capsys.readouterr().err

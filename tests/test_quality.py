@@ -61,7 +61,7 @@ def test_sample_eval_reports_every_metric_and_the_targets():
     tok = CharTokenizer.from_text(STORY + "".join(quality.OPENINGS))
     model, _ = tiny_model(tok, block_size=128)
     ar, _ = tiny_model(tok, block_size=128, causal=True, time_embedding=False, seed=1)
-    ck = SimpleNamespace(model=model, tokenizer=tok, schedule=CosineSchedule())
+    ck = SimpleNamespace(model=model, tokenizer=tok, schedule=CosineSchedule(), ngram=None)
     known = quality.vocabulary(STORY)
     refs = [STORY * 2] * 3
     cfg = DEFAULT.replace(gen_len=30, steps=4, polish=2)

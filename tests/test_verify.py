@@ -5,6 +5,7 @@ import pytest
 import torch
 from helpers import story_text, tiny_model, train_clean_causal
 
+from microdllm.checkpoint import load_checkpoint
 from microdllm.config import get_preset
 from microdllm.diffusion import corrupt_blocks, get_schedule
 from microdllm.model import KVCache
@@ -159,6 +160,21 @@ def test_greedy_draft_and_verify_writes_exactly_the_left_to_right_text(trained, 
         assert l2r[-1].nfe == 40 and ver[-1].done
     kept = [k for k, _ in ver[-1].accepted]
     assert max(kept) > 0, "the trained model's drafts are never kept: the test would not reach that path"
+
+
+@pytest.mark.parametrize("tree", [0, 8])
+def test_drafts_tied_by_the_ngram_still_write_exactly_the_verifiers_text(trained, tree):
+    # Training wrote the text's n-gram beside the weights; drafts drawn with it (ngram.py) are kept more or
+    # less often, but greedy text is the causal half's greedy text, and sampled text is reproducible.
+    model, tok, run = trained
+    ngram = load_checkpoint(run).ngram
+    assert ngram is not None and ngram.vocab_size == tok.vocab_size
+    tied = dict(mode="verify", outcome_windows=2, draft_window=5, draft_tree=tree, copula=1.0, ngram=ngram)
+    for prompt in ("Once upon", "Lily saw a big"):
+        assert generate(model, tok, prompt, **tied, **GREEDY).text == reference_greedy(model, tok, prompt, 40)
+    sampled = dict(gen_len=40, temperature=0.9, top_p=0.9, polish=0, seed=4)
+    a, b = generate(model, tok, "Once upon", **tied, **sampled), generate(model, tok, "Once upon", **tied, **sampled)
+    assert a.text == b.text and max(k for k, _ in a.accepted) > 0
 
 
 def test_merged_rounds_cost_one_evaluation_and_write_at_least_one_character(trained):

@@ -87,11 +87,12 @@ __all__ = ["BLOCK_DEFAULT", "DEFAULT", "MAX_POLISH", "MAX_STEPS", "MODES", "PHAS
 
 @torch.inference_mode()
 def _run(model, tokenizer: CharTokenizer, prompt: str, cfg: SamplerConfig, infill: bool,
-         schedule: Schedule, start: DenoiseState | None = None, hand=None, chars=None) -> Iterator[DenoiseState]:
+         schedule: Schedule, start: DenoiseState | None = None, hand=None, chars=None,
+         ngram=None) -> Iterator[DenoiseState]:
     """The reverse process: the all-masked start (or `start`), a step chosen by hand (`hand`), the
     denoising phase, then the polish passes."""
     ids = resumed(start, model) if start is not None else start_ids(model, tokenizer, prompt, cfg, infill)
-    c = Canvas(model, tokenizer, ids, cfg, schedule, start)
+    c = Canvas(model, tokenizer, ids, cfg, schedule, start, ngram)
     passes = min(cfg.polish, len(c.editable)) if cfg.mode == "denoise" else 0
     total = c.step + sum(b.steps for b in c.blocks) + cfg.final_pass + passes
     if cfg.mode != "denoise":       # the text grows at its end: at most one step a character
@@ -121,7 +122,7 @@ def _run(model, tokenizer: CharTokenizer, prompt: str, cfg: SamplerConfig, infil
 
 def denoise(model, tokenizer: CharTokenizer, prompt: str = "", config: SamplerConfig | None = None, *,
             infill: bool = False, schedule: Schedule | None = None, start: DenoiseState | None = None,
-            reveal=None, chars=None, **overrides) -> Iterator[DenoiseState]:
+            reveal=None, chars=None, ngram=None, **overrides) -> Iterator[DenoiseState]:
     """Yield the state after every denoising step, from all-masked (step 0) to clean text (done=True).
 
     prompt: text to continue, or with infill=True a template whose `_` glyphs are filled in. A
@@ -135,6 +136,9 @@ def denoise(model, tokenizer: CharTokenizer, prompt: str = "", config: SamplerCo
     chosen by hand instead of by the strategy (by_hand.py): chars[k] at reveal[k], or where chars is
     None or chars[k] is None / "", the model's most probable character there. One evaluation; then
     the run goes on as usual. Its state names what the strategy would have chosen (`suggested`).
+    ngram: the checkpoint's character n-gram (`Checkpoint.ngram`, ngram.py): with `config.copula`, drafting
+    and checking draws each draft's characters tied together by it (more of each draft is kept; the text
+    is the verifier's either way). None: drafts drawn position by position.
     config: None = the defaults for this kind of model (`defaults_for`); keyword overrides go on top.
     Stop iterating at any time to cancel. `elapsed` counts the sampler's own time only, not the
     time the caller spends with each state (rendering, streaming).
@@ -150,7 +154,7 @@ def denoise(model, tokenizer: CharTokenizer, prompt: str = "", config: SamplerCo
     if cfg.mode != "denoise" and not getattr(model.config, "clean_causal", False):
         raise SamplingError(f"writing {cfg.mode} needs a block model whose clean half is causal (an autoregressive "
                             f"model inside it); this {model.config.kind} model writes by denoising only")
-    return timed(_run(model, tokenizer, prompt, cfg, infill, schedule or CosineSchedule(), start, reveal, chars))
+    return timed(_run(model, tokenizer, prompt, cfg, infill, schedule or CosineSchedule(), start, reveal, chars, ngram))
 
 
 

@@ -85,8 +85,9 @@ class Canvas:
     then runs only the block's positions (and, once, the block just finished, to cache it)."""
 
     def __init__(self, model, tokenizer: CharTokenizer, ids: list[int], cfg: SamplerConfig, schedule: Schedule,
-                 start: DenoiseState | None = None):
+                 start: DenoiseState | None = None, ngram=None):
         self.model, self.tokenizer, self.cfg, self.schedule = model, tokenizer, cfg, schedule
+        self.ngram = ngram                  # the checkpoint's n-gram: couples a draft's characters (ngram.py)
         self.reveal_schedule = get_schedule(cfg.reveal_schedule) if cfg.reveal_schedule else schedule
         self.mask_id = tokenizer.mask_id
         self.device = next(model.parameters()).device

@@ -12,6 +12,11 @@ the positions independent). A draft made from it is checked by the verifier in o
     and a drafted character is kept only where the verifier drew it: its text, exactly; greedy, its
     greedy text. A tree offers several guesses where the drafter is unsure; a path, one.
 
+With a `Coupling` (an n-gram of the training text, ngram.py) the positions are tied together: a path is
+drawn left to right, each q_j reweighted by the characters before it (the text's, then the draft's), and
+a tree ranks each node's children the same way. The check is unchanged: a path's q_j are the rows it
+was drawn from, so the written text is the verifier's either way.
+
 Nodes are listed parents first; node i's key is i + 1 and the root's (the text's end) 0: a round that ends
 on the node with key j has kept j's path, and the window anchored at the clean input j reads its last
 character (model.verify_and_draft).
@@ -20,8 +25,11 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
+
+from ..ngram import NGram
 
 TREE_WIDTH = 4     # a tree node's children: at most the 4 likeliest characters of the next position
 
@@ -63,28 +71,54 @@ class Draft:
 EMPTY = Draft(torch.zeros(0, dtype=torch.long), torch.zeros(0, 0))
 
 
-def drawn_path(q: torch.Tensor, g: torch.Generator) -> Draft:
-    """One character drawn from each row of q."""
-    chars = torch.multinomial(q, 1, generator=g).squeeze(-1) if len(q) else torch.zeros(0, dtype=torch.long)
-    return Draft(chars, q)
+class Coupling(NamedTuple):
+    """A copula for a draft (ngram.py): the n-gram, its weight beta, and the text's last characters."""
+    ngram: NGram
+    beta: float
+    context: tuple[int, ...]
+
+    def row(self, q_row: torch.Tensor, before: tuple[int, ...]) -> torch.Tensor:
+        """q_row reweighted by the n-gram after the context and the characters drafted `before` it."""
+        r = q_row * self.ngram.coupling(self.context + before, self.beta)
+        total = r.sum()
+        return r / total if total > 0 else q_row
 
 
-def likeliest_tree(q: torch.Tensor, size: int) -> Draft:
+def drawn_path(q: torch.Tensor, g: torch.Generator, coupling: Coupling | None = None) -> Draft:
+    """One character drawn from each row of q; with a coupling, left to right, each from its row
+    reweighted by the characters before it (the draft keeps the rows it drew from: speculative sampling
+    needs them)."""
+    if not len(q):
+        return Draft(torch.zeros(0, dtype=torch.long), q)
+    if coupling is None:
+        return Draft(torch.multinomial(q, 1, generator=g).squeeze(-1), q)
+    rows, chars = [], ()
+    for q_row in q:
+        rows.append(coupling.row(q_row, chars))
+        chars += (int(torch.multinomial(rows[-1], 1, generator=g)),)
+    return Draft(torch.tensor(chars), torch.stack(rows))
+
+
+def likeliest_tree(q: torch.Tensor, size: int, coupling: Coupling | None = None) -> Draft:
     """The `size` likeliest paths' nodes by the product of their q's (best first: a path's probability
     only falls as it grows, so every prefix of a chosen node is chosen first); children of a node are the
-    TREE_WIDTH likeliest characters of the next row with q > 0."""
-    top = [row.topk(min(TREE_WIDTH, row.numel())) for row in q]
-    children = [[(float(v), int(c)) for v, c in zip(t.values.tolist(), t.indices.tolist()) if v > 0] for t in top]
-    chars, parents, frontier = [], [], [(-v, -1, 0, c) for v, c in children[0]] if len(q) else []
+    TREE_WIDTH likeliest characters of the next row with q > 0 (with a coupling, the row reweighted by
+    the node's path)."""
+    def children(depth: int, path: tuple[int, ...]) -> list[tuple[float, int]]:
+        row = q[depth] if coupling is None else coupling.row(q[depth], path)
+        top = row.topk(min(TREE_WIDTH, row.numel()))
+        return [(float(v), int(c)) for v, c in zip(top.values.tolist(), top.indices.tolist()) if v > 0]
+
+    chars, parents, frontier = [], [], [(-v, -1, 0, (c,)) for v, c in children(0, ())] if len(q) else []
     heapq.heapify(frontier)
     while frontier and len(chars) < size:
-        minus_p, parent, depth, char = heapq.heappop(frontier)
+        minus_p, parent, depth, path = heapq.heappop(frontier)
         node = len(chars)
-        chars.append(char)
+        chars.append(path[-1])
         parents.append(parent)
         if depth + 1 < len(q):
-            for v, c in children[depth + 1]:
-                heapq.heappush(frontier, (minus_p * v, node, depth + 1, c))
+            for v, c in children(depth + 1, path):
+                heapq.heappush(frontier, (minus_p * v, node, depth + 1, path + (c,)))
     return Draft(torch.tensor(chars, dtype=torch.long), q, tuple(parents))
 
 

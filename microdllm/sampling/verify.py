@@ -36,7 +36,7 @@ import torch
 from ..remasking import target_distribution, without_mask
 from .canvas import Canvas
 from .config import SamplingError
-from .draft import EMPTY, Draft, drawn_path, likeliest_ends, likeliest_tree, speculative, walk
+from .draft import EMPTY, Coupling, Draft, drawn_path, likeliest_ends, likeliest_tree, speculative, walk
 
 WINDOW_BUDGET = 64      # window positions an evaluation may carry: outcome windows stop there
 
@@ -150,14 +150,23 @@ def _drafted(c: Canvas, q: torch.Tensor, n: int, tree: int) -> Draft:
     drawn from them, or the tree of their likeliest paths (the verifier draws at its settings whatever the
     tree: a tree only offers guesses, and a guess the filter would drop, or greedy's one-hot, is one fewer);
     shown as ghosts under the masks (its likeliest path)."""
+    coupling = _coupling(c, n)
     if tree:
-        draft = likeliest_tree(q, tree)
+        draft = likeliest_tree(q, tree, coupling)
     else:
-        draft = drawn_path(q, c.generator)
+        draft = drawn_path(q, c.generator, coupling)
     shown = draft.chars[draft.main_path()]
     c.best.zero_()
     c.best[n:n + len(shown)] = shown
     return draft
+
+
+def _coupling(c: Canvas, n: int) -> Coupling | None:
+    """The copula for a draft behind the text's end n: the checkpoint's n-gram (ngram.py) after the text's
+    last characters, at the config's weight; None when off or the checkpoint has none."""
+    if c.ngram is None or not c.cfg.copula:
+        return None
+    return Coupling(c.ngram, c.cfg.copula, tuple(c.x[max(n - c.ngram.order + 1, 0):n].tolist()))
 
 
 def _write(c: Canvas, n: int, draft: Draft, key: int, char: int, logits: torch.Tensor) -> int:

@@ -64,7 +64,8 @@ def compare(prompt, gen_len=DEFAULT.gen_len, temperature=DEFAULT.temperature, se
             return
         cfg, delay = cfg.replace(gen_len=prep.gen_len), pause(delay_ms)
         modes = racers(ck.model.config, cfg)
-        streams = {mode: denoise(ck.model, ck.tokenizer, prep.text, c, schedule=ck.schedule) for mode, c in modes.items()}
+        streams = {mode: denoise(ck.model, ck.tokenizer, prep.text, c, schedule=ck.schedule, ngram=ck.ngram)
+                   for mode, c in modes.items()}
         streams["baseline"] = left_to_right(ar.model, ar.tokenizer, prep.text, cfg)
         names = {**{mode: label(ck.model.config, mode) for mode in modes}, "baseline": BASELINE}
         models = {**dict.fromkeys(modes, ck.model), "baseline": ar.model}

@@ -17,7 +17,8 @@ from .session import Run, let_go
 INTRO = """# micro-dLLM: watch a diffusion language model write
 A diffusion language model need not write one character after another: it starts from masks `_ _ _` and
 fills in the characters it chooses to commit, several at a time. The default model works in blocks of 16:
-its diffusion half drafts a few characters at once from masks (the grey ghosts), and its own
+its diffusion half drafts a few characters at once from masks (the grey ghosts; a character n-gram of the
+training text ties them together), and its own
 left-to-right half checks each draft in the same evaluation, keeping it up to the first disagreement
 ([TiDAR](https://arxiv.org/abs/2511.08923)-style draft and verify: a left-to-right model's text, in fewer
 evaluations). Set Writing to Block diffusion to watch it denoise whole blocks from masks

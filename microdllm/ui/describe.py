@@ -35,7 +35,8 @@ def model_note(model_config) -> str:
     kind, block = model_config.kind, model_config.attn_block
     if len(writing_modes(model_config)) > 1:
         return (f"Writes blocks of {block} characters left to right. By default it drafts a few characters at "
-                f"once (a window of {VERIFY_DEFAULT.draft_window} inside the block) and checks the draft with its "
+                f"once (a window of {VERIFY_DEFAULT.draft_window} inside the block, its characters tied together by "
+                "a character n-gram of the training text where the checkpoint has one) and checks the draft with its "
                 "own left-to-right half, "
                 "which keeps the draft up to its first "
                 "disagreement and adds a character of its own (the text that half would write, in fewer "

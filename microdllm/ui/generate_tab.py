@@ -70,7 +70,7 @@ def generate(prompt, mode="continue", gen_len=DEFAULT.gen_len, steps=DEFAULT.ste
                 yield problem(prep.error)
                 return
             cfg = cfg.replace(gen_len=prep.gen_len)
-            it, kept = denoise(ck.model, ck.tokenizer, prep.text, cfg, infill=infill, schedule=ck.schedule), []
+            it, kept = denoise(ck.model, ck.tokenizer, prep.text, cfg, infill=infill, schedule=ck.schedule, ngram=ck.ngram), []
         else:
             it, kept = _branch(run, ck, cfg, at)
         run.ghost, run.tokenizer, run.source, run.original = bool(ghost), ck.tokenizer, (key, cfg), None
@@ -103,7 +103,7 @@ def _branch(run: Run, ck, cfg, at):
                             "branch with the model that wrote it")
     index = run.index(at)
     start = run.states[index]
-    states = denoise(ck.model, ck.tokenizer, "", cfg, start=start, schedule=ck.schedule)
+    states = denoise(ck.model, ck.tokenizer, "", cfg, start=start, schedule=ck.schedule, ngram=ck.ngram)
     next(states)              # the branch's first state is `start` itself: the run keeps its own
     info(f"Branching at step {start.step}: the text written so far is kept, the masks are written anew.")
     return states, run.states[:index + 1]

@@ -140,7 +140,7 @@ def _branch(run: Run, index: int, start, hand=None, chars=None):
     _, ck, _ = settings.STORE.load(key)
     if ck.tokenizer != run.tokenizer:
         raise SamplingError("the session's model changed since this run: generate again")
-    it = denoise(ck.model, ck.tokenizer, "", cfg, start=start, schedule=ck.schedule, reveal=hand, chars=chars)
+    it = denoise(ck.model, ck.tokenizer, "", cfg, start=start, schedule=ck.schedule, ngram=ck.ngram, reveal=hand, chars=chars)
     first = next(it)                         # the start itself (a bad reveal is refused here)
     new = next(it) if hand is not None else first
     if run.original is None:

@@ -412,7 +412,8 @@ def test_branch_from_any_step_value(server):
     reply = call(fresh, "/branch", prompt=PROMPT, at=0, **FAST)
     assert reply.error is None and reply.status.startswith("⚠️ Nothing to branch from yet"), reply
     for k in range(5):                        # each branch becomes the session's run: write a new one first
-        first = call(fresh, "/generate", prompt=PROMPT, **{**FAST, "threshold": 1})
+        # 40 characters: enough steps for five distinct branch points even when every draft is kept whole
+        first = call(fresh, "/generate", prompt=PROMPT, **{**FAST, "threshold": 1, "gen_len": 40})
         last = first.outputs[2]["value"]      # the rewind slider's value: the last step
         assert first.status.startswith("**Done.**") and last > 3, first
         at = (0, 1, 2.5, last - 1, last)[k]

@@ -45,6 +45,8 @@ class NGram:
     """Counts of every k-gram (k = 1..order) of a text of ids, each k-gram as one base-V integer."""
 
     def __init__(self, vocab_size: int, keys: list[np.ndarray], counts: list[np.ndarray]):
+        if not 1 <= len(keys) <= MAX_ORDER or vocab_size ** len(keys) >= 2 ** 63:
+            raise NGramError(f"orders 1-{len(keys)} of {vocab_size} ids do not fit 64-bit keys (at most order {MAX_ORDER})")
         self.vocab_size, self.keys, self.counts = vocab_size, keys, counts
         self.order = len(keys)
         unigram = np.ones(vocab_size)
@@ -56,6 +58,8 @@ class NGram:
     def from_ids(cls, ids, vocab_size: int, order: int = ORDER) -> "NGram":
         """Count the k-grams of `ids` (a sequence of token ids) for k = 1..order."""
         ids = np.asarray(ids, dtype=np.int64)
+        if not 1 <= order <= MAX_ORDER or vocab_size ** order >= 2 ** 63:
+            raise NGramError(f"orders 1-{order} of {vocab_size} ids do not fit 64-bit keys (at most order {MAX_ORDER})")
         keys, counts = [], []
         for k in range(1, order + 1):
             code = np.zeros(max(len(ids) - k + 1, 0), dtype=np.int64)

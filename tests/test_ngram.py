@@ -74,6 +74,8 @@ def test_a_broken_file_is_refused_in_one_line(counted, tmp_path, monkeypatch):
         load_ngram(_tamper(ng, tmp_path, keys=ng.keys[1] + tok.vocab_size ** 2), tok.vocab_size)
     with pytest.raises(NGramError, match="int64 keys and int32 counts"):
         load_ngram(_tamper(ng, tmp_path, counts=ng.counts[1].astype(np.int64)), tok.vocab_size)
+    with pytest.raises(NGramError, match="do not fit 64-bit keys"):
+        NGram.from_ids([1, 2, 3], 100_000, order=5)             # 100,000^5 > 2^63
     monkeypatch.setattr(ngram_module, "MAX_FILE_BYTES", 1000)
     with pytest.raises(NGramError, match="an n-gram file is at most"):
         load_ngram(good, tok.vocab_size)

@@ -33,7 +33,7 @@ ORDER = 5                  # 4 characters of context: measured against 3-6 (docs
 SMOOTHING = 2.0
 MAX_ORDER = 8
 MAX_FILE_BYTES = 64_000_000
-CACHED_CONTEXTS = 8192     # conditionals kept (V floats each: 5.5 MB for the bundled vocabulary of 84)
+CACHED_CONTEXTS = 8192     # conditionals and weights kept (V floats each: 8 MB for the bundled vocabulary of 84)
 FORMAT = "microdllm-ngram"
 
 
@@ -53,6 +53,7 @@ class NGram:
         unigram[keys[0]] += counts[0]
         self.unigram = unigram / unigram.sum()
         self._conditional = functools.lru_cache(maxsize=CACHED_CONTEXTS)(self._compute)
+        self._coupling = functools.lru_cache(maxsize=CACHED_CONTEXTS)(self._weights)
 
     @classmethod
     def from_ids(cls, ids, vocab_size: int, order: int = ORDER) -> "NGram":
@@ -72,12 +73,20 @@ class NGram:
 
     def conditional(self, context) -> np.ndarray:
         """P(c | context) for every id c: the last order - 1 characters of `context` (ids) are read."""
-        context = tuple(context)
-        return self._conditional(context[max(len(context) - (self.order - 1), 0):])
+        return self._conditional(self._read(context))
 
     def coupling(self, context, beta: float) -> torch.Tensor:
-        """(P(c | context) / P(c)) ^ beta: how much likelier each character is after this context."""
-        return torch.from_numpy((self.conditional(context) / self.unigram) ** beta).float()
+        """(P(c | context) / P(c)) ^ beta: how much likelier each character is after this context (cached:
+        a draft asks for the same few contexts every round; do not write into the tensor)."""
+        return self._coupling(self._read(context), beta)
+
+    def _read(self, context) -> tuple[int, ...]:
+        """The part of a context the n-gram reads: its last order - 1 ids."""
+        context = tuple(context)
+        return context[max(len(context) - (self.order - 1), 0):]
+
+    def _weights(self, context: tuple[int, ...], beta: float) -> torch.Tensor:
+        return torch.from_numpy((self._conditional(context) / self.unigram) ** beta).float()
 
     def _compute(self, context: tuple[int, ...]) -> np.ndarray:
         if not context:

@@ -112,8 +112,9 @@ class Trainer:
         block = init.model_config.block_size if init else None
         self.data = self._read_data(CharTokenizer(vocab) if vocab else None, block)
         self.tokenizer = self.data.tokenizer
-        # a model that drafts and checks draws its drafts with the training text's n-gram (ngram.py): saved with it
-        self.ngram = NGram.from_ids(self.data.train.numpy(), self.tokenizer.vocab_size) if self.cfg.clean_causal else None
+        # a model that drafts and checks draws its drafts with the training text's n-gram (ngram.py): counted and
+        # written with this process's first checkpoint (the text does not change within a run)
+        self._ngram_due = self.cfg.clean_causal
 
     def _read_data(self, tokenizer, block: int | None = None):
         cfg = self.cfg
@@ -199,7 +200,9 @@ class Trainer:
             training["val"] = self.history[-1]["val"]
         # Weights + config first, then the optimiser state: each file is replaced atomically, and
         # resuming checks that the weights and the state are from the same step.
-        ckpt.save_checkpoint(self.out, self.model, self.tokenizer, self.cfg.schedule, training, ngram=self.ngram)
+        ngram = NGram.from_ids(self.data.train.numpy(), self.tokenizer.vocab_size) if self._ngram_due else None
+        ckpt.save_checkpoint(self.out, self.model, self.tokenizer, self.cfg.schedule, training, ngram=ngram)
+        self._ngram_due = False
         save_training_state(self.out, self.optimizers, torch.get_rng_state(),
                                  {"step": self.step, "history": self.history, "elapsed": self.elapsed_now(),
                                   "config": asdict(self.cfg)})

@@ -1,6 +1,6 @@
 """Serving checkpoints on small CPU machines: loading them once (with a Hub that may not answer,
-and visitors who may ask for anything), threads, compiled evaluations, int8 Linear weights, and
-streams raced side by side.
+and visitors who may ask for anything), threads, compiled evaluations, int8 Linear weights, float
+ones packed for oneDNN (packed.py, on by default), and streams raced side by side.
 
 Sampling already runs under `torch.inference_mode()` (see `sampling.py`); these are the knobs
 left to whoever serves the model, measured in docs/performance.md. Used by the app and the CLI
@@ -23,6 +23,7 @@ import torch.nn as nn
 
 from .checkpoint import BUNDLED_MODELS, Checkpoint, CheckpointError, LoadLimits, load_checkpoint
 from .hub import looks_like_repo_id
+from .packed import pack_linears
 
 log = logging.getLogger("microdllm.serving")
 
@@ -124,8 +125,10 @@ def one_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
 
 
-def serve_checkpoint(ck: Checkpoint, *, int8: bool = False, compile: bool = False) -> Checkpoint:
-    """`ck` with its model swapped for the int8 and/or compiled one it is served as.
+def serve_checkpoint(ck: Checkpoint, *, int8: bool = False, compile: bool = False, pack: bool = True) -> Checkpoint:
+    """`ck` with its model swapped for the one it is served as: int8 and/or compiled, or else (pack) with
+    its float Linear weights also packed for oneDNN on the CPU (packed.py: a faster kernel for calls of
+    several rows, the plain one for a single row).
 
     A failed compile (e.g. no C++ compiler) is logged and the eager model served: a slower model
     beats no model.
@@ -133,6 +136,8 @@ def serve_checkpoint(ck: Checkpoint, *, int8: bool = False, compile: bool = Fals
     if int8:
         ck = dataclasses.replace(ck, model=quantize_int8(ck.model))
         log.info("serving %s with int8 Linear weights", ck.source)
+    elif pack and not compile:
+        ck = dataclasses.replace(ck, model=pack_linears(ck.model))
     if compile:
         t0 = time.monotonic()
         try:

@@ -34,7 +34,7 @@ AR_CHECKPOINT = "checkpoints/tinystories-tiny-ar"
 def settings(ck, base, windows: list[int], outcomes: list[int], int8: bool = False, trees: tuple[int, ...] = (0,)) -> dict:
     """name -> (checkpoint, sampler settings): every window x outcome windows x draft (a path, or a tree of
     that many characters), and with int8 weights too."""
-    served = {"": ck, ", int8": serve_checkpoint(ck, int8=True)} if int8 else {"": ck}
+    served = {"": serve_checkpoint(ck), **({", int8": serve_checkpoint(ck, int8=True)} if int8 else {})}
     return {f"window {w}, {o} outcome windows{f', tree {t}' if t else ''}{tag}":
             (c, base.replace(draft_window=w, outcome_windows=o, draft_tree=t))
             for w in windows for o in outcomes for t in trees for tag, c in served.items()}
@@ -45,7 +45,8 @@ def race(ar, runs: dict, prompts: list[str], repeats: int, int8: bool = False) -
     them, sampled alike; ratios are to the faster autoregressive run."""
     totals: dict[str, dict] = {}
     temperature = next(iter(runs.values()))[1].temperature
-    baselines = {"autoregressive": ar, **({"autoregressive, int8": serve_checkpoint(ar, int8=True)} if int8 else {})}
+    baselines = {"autoregressive": serve_checkpoint(ar),
+                 **({"autoregressive, int8": serve_checkpoint(ar, int8=True)} if int8 else {})}
     for prompt in prompts:
         same = defaults_for(ar.model_config).replace(gen_len=200, temperature=temperature)   # sampled alike
         streams = {name: (lambda b=b, p=prompt: denoise(b.model, b.tokenizer, p, same)) for name, b in baselines.items()}

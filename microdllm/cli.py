@@ -211,6 +211,9 @@ def _add_bench(sub):
                         "draws, and one draw moves the ratio by 0.1; docs/experiments.md 6l)")
     p.add_argument("--int8", action="store_true",
                    help="with --race: every model, the autoregressive one too, with int8 Linear weights")
+    p.add_argument("--no-pack", action="store_true",
+                   help="with --race: float Linear weights as loaded, not also packed for oneDNN (packed.py): the "
+                        "race as it ran before stop 21")
     p.add_argument("--threads", type=positive_int, help="torch threads (default: torch's own)")
     p.add_argument("--device", help="with --race: run every model on this torch device, e.g. cuda (default: cpu)")
     p.add_argument("--json", dest="json_path", help="write the results as JSON")
@@ -228,14 +231,14 @@ def cmd_bench(args):
     if args.race:
         if args.no_sampling:
             raise ValueError("--race times nothing but sampling: it cannot be run with --no-sampling")
-        result = {"machine": speed.machine(),
+        result = {"machine": speed.machine(), "packed": not args.no_pack,
                   "race": speed.bench_race(args.repeats, checkpoint=args.checkpoint, compile=args.compile,
                                            int8=args.int8, seeds=args.seeds or speed.RACE_SEEDS,
-                                           device=args.device or "cpu")}
+                                           device=args.device or "cpu", pack=not args.no_pack)}
     else:
-        if args.int8 or args.seeds or args.device:
-            raise ValueError("--int8, --seeds and --device apply to the race (--race); the full bench times the "
-                             "CPU, and int8 forwards already")
+        if args.int8 or args.seeds or args.device or args.no_pack:
+            raise ValueError("--int8, --seeds, --device and --no-pack apply to the race (--race); the full bench "
+                             "times the CPU, and int8 forwards already")
         result = speed.run(args.checkpoint, repeats=args.repeats, train_batch=args.train_batch,
                            sampling=not args.no_sampling, compile=args.compile)
     print(speed.save(result, args.json_path, args.md_path))

@@ -158,7 +158,7 @@ RACE_SEEDS = 8   # the race's runs each write with this many seeds: one draw of 
 
 
 def bench_race(repeats: int, characters: int = 200, checkpoint: str | None = None, compile: bool = False,
-               int8: bool = False, seeds: int = RACE_SEEDS, device: str = "cpu") -> list[dict]:
+               int8: bool = False, seeds: int = RACE_SEEDS, device: str = "cpu", pack: bool = True) -> list[dict]:
     """The same prompts, `characters` after each, in one round-robin: each model at its default settings,
     in every way it writes (`race_variants`): by default the bundled models, else `checkpoint` against
     the bundled autoregressive baseline (KV-cached). Characters per model evaluation, and wall time as a
@@ -167,14 +167,15 @@ def bench_race(repeats: int, characters: int = 200, checkpoint: str | None = Non
     then to the faster of its two. seeds: each run writes with seeds 0 .. seeds - 1, seed i after
     `race_prompt(i)` (a sampled draft is kept longer on some draws and prompts than on others), its row
     the sums over them. device: where every model runs (int8 runs on the CPU only); each step's results
-    come back to the CPU, so the wall times include the device's work."""
+    come back to the CPU, so the wall times include the device's work. pack: float models as served, their
+    Linear weights also packed for oneDNN (packed.py); False: as loaded."""
     device = race_device(device, int8)
     sources = BUNDLED_MODELS if checkpoint is None else (checkpoint, BUNDLED_AR_DIR)
     runs, kinds = {}, {}
     for source in sources:
         loaded = load_checkpoint(source, device=device)
         for quantized in (False, True) if int8 else (False,):
-            ck = serve_checkpoint(loaded, int8=quantized, compile=compile)
+            ck = serve_checkpoint(loaded, int8=quantized, compile=compile, pack=pack)
             cfg = defaults_for(ck.model_config).replace(gen_len=characters)
             for suffix, c in race_variants(ck.model_config, cfg).items():
                 name = Path(str(source)).name + suffix + (", int8" if quantized else "")
@@ -308,6 +309,8 @@ def markdown(r: dict) -> str:
     m = r["machine"]
     lines = [f"Machine: {m['processor']}, {m['platform']}, torch {m['torch']}, {m['threads']} threads."]
     if "models" not in r:                       # the race alone (`bench --race`)
+        if "packed" in r:
+            lines[0] += f" Float Linear weights {'packed for oneDNN (packed.py)' if r['packed'] else 'as loaded (--no-pack)'}."
         return "\n".join(lines + _race_lines(r["race"])) + "\n"
     lines[0] += (f" float32 GEMM (2048 x 2048): {r['gemm_gflops']:.1f} GFLOP/s. Each MFU below divides by the "
                  "GEMM rate timed alternately with that measurement.")

@@ -85,7 +85,7 @@ def test_the_race_device_is_checked_in_one_line(monkeypatch, capsys):
     with pytest.raises(ValueError, match="int8 Linear weights, which run on the CPU only"):
         speed.bench_race(1, device="meta", int8=True)
     assert cli.main(["bench", "--device", "cpu"]) == 2
-    assert "--device apply to the race (--race)" in capsys.readouterr().err
+    assert "--device and --no-pack apply to the race (--race)" in capsys.readouterr().err
     assert speed.race_device("cpu") == torch.device("cpu")
 
 
@@ -104,6 +104,22 @@ def test_the_race_writes_with_several_seeds_unless_told(monkeypatch, capsys):
         cli.main(["bench", "--help"])
     assert f"(default {speed.RACE_SEEDS}," in " ".join(capsys.readouterr().out.split())
     assert cli.main(["bench", "--seeds", "3", "--no-sampling"]) == 2
+
+
+def test_the_race_packs_float_weights_unless_told(monkeypatch, capsys, tmp_path):
+    # Served float models have their Linear weights packed for oneDNN (packed.py), in the race too; --no-pack
+    # races them as loaded and says so in the table; without --race the flag is refused in one line.
+    from microdllm import cli
+
+    asked = []
+    monkeypatch.setattr(speed, "bench_race", lambda repeats, **kw: asked.append(kw["pack"]) or [])
+    monkeypatch.setattr(speed, "machine", lambda: {"processor": "cpu", "platform": "test", "torch": "x", "threads": 1})
+    cli.main(["bench", "--race"])
+    cli.main(["bench", "--race", "--no-pack", "--md", str(tmp_path / "race.md")])
+    assert asked == [True, False] and "Float Linear weights as loaded (--no-pack)" in (tmp_path / "race.md").read_text()
+    capsys.readouterr()
+    assert cli.main(["bench", "--no-pack", "--no-sampling"]) == 2
+    assert "--no-pack apply to the race (--race)" in capsys.readouterr().err
 
 
 def test_the_race_samples_prompts_too_seed_i_after_opening_i():

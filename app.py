@@ -10,7 +10,8 @@ Environment
     MICRODLLM_THREADS      torch threads per process (default: cores / concurrent generations, 1 to 4)
     MICRODLLM_INT8         1 = int8 weights for the Linear layers (CPU; see docs/performance.md)
     MICRODLLM_COMPILE      1 = the full-sequence model's evaluations through torch.compile (faster; loads seconds
-                           slower); the block and AR models' KV-cached evaluations run eager whatever it says
+                           slower); the block and AR models' KV-cached evaluations run eager whatever it says,
+                           and without the oneDNN-packed weights served otherwise: slower for them
     MICRODLLM_PUBLIC       1 = a public app: visitors load only the bundled models and Hub repo ids
                            (default: 1 when SPACE_ID is set, as on every Hugging Face Space; else 0)
     MICRODLLM_MAX_PARAMETERS / _LAYERS / _WIDTH / _CONTEXT / _FILE_MB   the largest checkpoint the app

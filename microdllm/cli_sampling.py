@@ -17,7 +17,8 @@ def _add_sampler_args(p):
     p.add_argument("--int8", action="store_true", help="int8 weights for the Linear layers (CPU)")
     p.add_argument("--compile", action="store_true",
                    help="the full-sequence model's evaluations through torch.compile (faster after a warm-up of "
-                        "seconds); KV-cached ones (block and autoregressive models) run eager")
+                        "seconds); KV-cached ones (block and autoregressive models) run eager, and unpacked: "
+                        "slower than without it (docs/performance.md, stop 21)")
     p.add_argument("--preset", choices=list(SAMPLER_PRESETS), default="default",
                    help="classic = the original sampler (100 steps, low_confidence, full re-masking, t=0 pass)")
     p.add_argument("--steps", type=int)

@@ -10,7 +10,7 @@ evaluation's matrix multiplies: 1 row is a left-to-right step, ~16 a round of dr
 `nn.Linear` on the float weight (PyTorch's own choice: MKL's sgemm), with oneDNN on the packed weight, and
 with `PackedLinear` as served (whichever of the two its rows pick). Interleaved in one process, medians of
 `repeats` rounds of 50 calls (the kernels' order rotating); ratios are what to read on a shared machine.
-(The oneDNN column calls the op directly, without a module call's few microseconds a layer.)
+(The oneDNN column calls `PackedLinear.onednn` directly, without a module call's few microseconds a layer.)
 """
 from __future__ import annotations
 
@@ -35,12 +35,8 @@ def layers(checkpoint: str) -> list[torch.nn.Linear]:
 def kernels(linears: list[torch.nn.Linear]) -> dict:
     """name -> a function applying every layer to x (each layer's input width taken from x's columns)."""
     packed = [PackedLinear(m) for m in linears]
-
-    def onednn(p, x):
-        return torch.ops.mkldnn._linear_pointwise(x, p.packed, None, "none", [], "")
-
     return {"nn.Linear (MKL)": lambda x: [m(x[m.in_features]) for m in linears],
-            "oneDNN, packed": lambda x: [onednn(p, x[p.in_features]) for p in packed],
+            "oneDNN, packed": lambda x: [p.onednn(x[p.in_features]) for p in packed],
             "PackedLinear (served)": lambda x: [p(x[p.in_features]) for p in packed]}
 
 

@@ -38,8 +38,12 @@ class PackedLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.numel() >= PACKED_MIN_ROWS * self.in_features and not torch.is_grad_enabled():
-            return torch.ops.mkldnn._linear_pointwise(x.contiguous(), self.packed, self.bias, "none", [], "")
+            return self.onednn(x)
         return F.linear(x, self.weight, self.bias)
+
+    def onednn(self, x: torch.Tensor) -> torch.Tensor:
+        """x through oneDNN's kernel on the packed weight, whatever its rows (inference only)."""
+        return torch.ops.mkldnn._linear_pointwise(x.contiguous(), self.packed, self.bias, "none", [], "")
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, packed for oneDNN"

@@ -8,22 +8,24 @@ alike, it knows nothing of Gradio: what it has to say is logged or returned as a
 """
 from __future__ import annotations
 
-import copy
 import dataclasses
 import logging
 import os
 import threading
 import time
-import warnings
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Callable
 
 import torch
 import torch.nn as nn
 
 from .checkpoint import BUNDLED_MODELS, Checkpoint, CheckpointError, LoadLimits, load_checkpoint
 from .hub import looks_like_repo_id
+from .int8 import quantize_int8
 from .packed import pack_linears
+from .quality import OPENINGS
+from .sampling import defaults_for, generate
 
 log = logging.getLogger("microdllm.serving")
 
@@ -81,23 +83,36 @@ def default_threads(concurrent: int = 1) -> int:
     return min(4, max(1, (os.cpu_count() or 1) // max(1, concurrent)))
 
 
-def quantize_int8(model: nn.Module) -> nn.Module:
-    """A copy of `model` whose nn.Linear layers hold int8 weights, dequantised per matmul (CPU only).
+CALIBRATION_STORIES = 4     # int8: the float model writes this many stories to calibrate each layer's input range
+CALIBRATION_CHARACTERS = 160
 
-    PyTorch's dynamic quantisation: weights are quantised once, activations per call. The copy
-    keeps `config` and evaluates like the float model, with small numerical differences.
-    """
-    if any(p.device.type != "cpu" for p in model.parameters()):
-        raise ValueError("int8 dynamic quantisation runs on the CPU; move the model to the CPU first")
-    from torch.ao.quantization import quantize_dynamic
 
-    with warnings.catch_warnings():  # torch >= 2.10 points to torchao; the built-in path still works
-        warnings.simplefilter("ignore")
-        quantized = quantize_dynamic(copy.deepcopy(model).eval(), {nn.Linear}, dtype=torch.qint8)
-    n = model.num_params() if hasattr(model, "num_params") else sum(p.numel() for p in model.parameters())
-    quantized.num_params = lambda: n   # packed int8 weights are not parameters; report the model's size
-    quantized.int8 = True
-    return quantized
+def own_stories(ck: Checkpoint) -> Callable[[nn.Module], None]:
+    """A calibration for int8.quantize_int8: the model writes CALIBRATION_STORIES stories at its default
+    settings after sample-eval's first openings (a block model as many again by block diffusion), so each
+    layer sees the inputs it sees when served: the text, and a window's masks."""
+    def write(model: nn.Module) -> None:
+        cfg = defaults_for(ck.model_config)
+        configs = [cfg] + ([cfg.replace(mode="denoise")] if cfg.mode == "verify" else [])
+        for i in range(CALIBRATION_STORIES):
+            prompt = ck.tokenizer.clean(OPENINGS[i])          # what of it the vocabulary has
+            for c in configs:
+                room = model.config.block_size - len(prompt) - 1
+                generate(model, ck.tokenizer, prompt, c.replace(gen_len=min(CALIBRATION_CHARACTERS, room), seed=i),
+                         schedule=ck.schedule, ngram=ck.ngram)
+    return write
+
+
+def quantize_checkpoint(ck: Checkpoint) -> Checkpoint:
+    """`ck` with int8 Linear weights (int8.py), calibrated on its own stories; `ck` as it is, with a
+    warning, where that fails (a PyTorch without the int8 ops, say): a float model beats no model."""
+    try:
+        model = quantize_int8(ck.model, own_stories(ck))
+    except Exception as e:  # noqa: BLE001 - no int8 ops in this build, a calibration that failed: serve float
+        log.warning("could not serve %s with int8 weights (%s); serving float", ck.source, one_line(e))
+        return ck
+    log.info("serving %s with int8 Linear weights", ck.source)
+    return dataclasses.replace(ck, model=model)
 
 
 def compile_model(model: nn.Module, warmup_len: int | None = None) -> nn.Module:
@@ -134,9 +149,8 @@ def serve_checkpoint(ck: Checkpoint, *, int8: bool = False, compile: bool = Fals
     beats no model.
     """
     if int8:
-        ck = dataclasses.replace(ck, model=quantize_int8(ck.model))
-        log.info("serving %s with int8 Linear weights", ck.source)
-    elif pack and not compile:
+        ck = quantize_checkpoint(ck)
+    if pack and not compile and not getattr(ck.model, "int8", False):
         ck = dataclasses.replace(ck, model=pack_linears(ck.model))
     if compile:
         t0 = time.monotonic()

@@ -300,6 +300,7 @@ def _architecture_rows(ck) -> list[tuple[str, str]]:
     files = [] if str(ck.source).startswith("hf://") else [("Files", f"`{_md(ck.path)}`")]   # no cache paths
     return [("Checkpoint", f"`{_md(ck.source)}`"), *files,
             ("Parameters", f"{n / 1e6:.2f} M ({n:,})"),
+            ("Weights", _weights(ck.model)),
             ("Kind", kind_label(cfg)),
             ("Architecture", f"{_attention(cfg)} "
                              f"Transformer: {cfg.n_layer} layers, {cfg.n_head} heads, {cfg.n_embd}-dim, RoPE"
@@ -308,6 +309,13 @@ def _architecture_rows(ck) -> list[tuple[str, str]]:
             ("Context", f"{cfg.block_size} characters"),
             ("Vocabulary", f"{ck.tokenizer.vocab_size - 1} characters + the mask"),
             ("Diffusion", f"{getattr(ck.schedule, 'name', '?')} schedule, T = {cfg.timesteps} steps")]
+
+
+def _weights(model) -> str:
+    """How the served model holds its Linear weights (serving.serve_checkpoint)."""
+    if getattr(model, "int8", False):
+        return "int8 Linear layers, each input at a scale calibrated at load (`MICRODLLM_INT8=1`)"
+    return str(next(model.parameters()).dtype).removeprefix("torch.")
 
 
 def _attention(cfg) -> str:

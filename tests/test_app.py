@@ -181,6 +181,7 @@ def test_model_card_describes_the_bundled_checkpoint():
     card = model_summary(ck)
     assert notice is None
     assert "`bundled`" in card and f"{ck.model.num_params():,}" in card and "256 characters" in card
+    assert "| Weights | float32 |" in card
     if "nelbo_bpc" in ck.metadata.get("val", {}):
         assert "bits per character" in card
 

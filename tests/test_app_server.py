@@ -90,3 +90,4 @@ def test_int8_server_writes_a_story(start_server):
     assert status.startswith("**Done.**") and final.startswith(PROMPT) and len(final) == len(PROMPT) + 30
     assert "_" not in final[len(PROMPT):]
     assert "with int8 Linear weights" in server.log()
+    assert "| Weights | int8 Linear layers" in client.predict(api_name="/model_info")   # the page says so too

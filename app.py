@@ -8,7 +8,8 @@ Environment
     MICRODLLM_AR_CHECKPOINT  the autoregressive baseline for the Compare tab (default: the bundled one)
     MICRODLLM_HUB_TIMEOUT  seconds to wait for the Hub before falling back to the bundled model (5)
     MICRODLLM_THREADS      torch threads per process (default: cores / concurrent generations, 1 to 4)
-    MICRODLLM_INT8         1 = int8 weights for the Linear layers (CPU; calibrated at load, 1-2 s a model; docs/performance.md)
+    MICRODLLM_INT8         1 = int8 weights for the Linear layers (CPU; calibrated at load, 1.3-2.7 s a model;
+                           docs/performance.md)
     MICRODLLM_COMPILE      1 = the full-sequence model's evaluations through torch.compile (faster; loads seconds
                            slower); the block and AR models' KV-cached evaluations run eager whatever it says,
                            and without the oneDNN-packed weights served otherwise: slower for them

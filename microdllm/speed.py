@@ -100,7 +100,8 @@ def forward_flops(model: Transformer, tokens: int) -> float:
 def round_robin(runs: dict, repeats: int) -> dict[str, dict]:
     """runs: name -> a function returning a fresh state stream. Every run once per round (a warm-up
     round, then `repeats` rounds), so a shared machine's drifts in speed hit every run alike and their
-    ratios stay fair. Per run: the median seconds and time to the first state, its last state's work."""
+    ratios stay fair. Per run: the median seconds, each round's ("rounds"), the median time to the first
+    state, and its last state's work."""
     seconds, first, last = {n: [] for n in runs}, {n: [] for n in runs}, {}
     for round_ in range(repeats + 1):
         for name, make in runs.items():
@@ -113,7 +114,8 @@ def round_robin(runs: dict, repeats: int) -> dict[str, dict]:
                 first[name].append(t_first)
             last[name] = s
     return {n: {"nfe": last[n].nfe, "positions": last[n].positions_evaluated, "characters": last[n].generated,
-                "seconds": statistics.median(seconds[n]), "first_state_ms": 1000 * statistics.median(first[n]),
+                "seconds": statistics.median(seconds[n]), "rounds": seconds[n],
+                "first_state_ms": 1000 * statistics.median(first[n]),
                 "text": last[n].text} for n in runs}
 
 
@@ -185,9 +187,11 @@ def bench_race(repeats: int, characters: int = 200, checkpoint: str | None = Non
                     runs[name, seed] = lambda ck=ck, c=c.replace(seed=c.seed + seed): denoise(
                         ck.model, ck.tokenizer, race_prompt(seed), c, schedule=ck.schedule, ngram=ck.ngram)
     rows = _summed_over_seeds(round_robin(runs, repeats), kinds)
-    ar = min(r["seconds"] for r in rows if r["kind"] == "autoregressive")
+    ar = min((r for r in rows if r["kind"] == "autoregressive"), key=lambda r: r["seconds"])
     for r in rows:
-        r["vs_autoregressive"] = r["seconds"] / ar
+        r["vs_autoregressive"] = r["seconds"] / ar["seconds"]
+        each = [t / t_ar for t, t_ar in zip(r["rounds"], ar["rounds"])]   # a round's runs minutes apart at most
+        r["vs_autoregressive_rounds"] = [min(each), max(each)]
         r["chars_per_nfe"] = r["characters"] / max(r["nfe"], 1)
     return rows
 
@@ -202,15 +206,16 @@ def race_device(name: str, int8: bool = False) -> torch.device:
 
 
 def _summed_over_seeds(results: dict, kinds: dict) -> list[dict]:
-    """round_robin's rows, keyed (name, seed), as one row per name: counts and seconds summed, the first
-    seed's text and time to the first state."""
+    """round_robin's rows, keyed (name, seed), as one row per name: counts and seconds summed (each round's
+    too), the first seed's text and time to the first state."""
     rows = {}
     for (name, seed), r in results.items():
         if name not in rows:
-            rows[name] = {"model": name, "kind": kinds[name], **r, "seeds": 0}
+            rows[name] = {"model": name, "kind": kinds[name], **r, "rounds": list(r["rounds"]), "seeds": 0}
         else:
             for key in ("nfe", "positions", "characters", "seconds"):
                 rows[name][key] += r[key]
+            rows[name]["rounds"] = [a + b for a, b in zip(rows[name]["rounds"], r["rounds"])]
         rows[name]["seeds"] += 1
     return list(rows.values())
 
@@ -346,13 +351,18 @@ def _race_lines(race: list[dict]) -> list[str]:
     seeds = max((x.get("seeds", 1) for x in race), default=1)
     each = f" with each of {seeds} seeds, seed i after sample-eval's opening i (their sums)" if seeds > 1 else ""
     return (["", f"Each model at its default settings, in every way it writes, 200 characters after the same prompt{each}"
-                 " (round-robin, medians):", "",
+                 " (round-robin, medians; each round's ratio to the autoregressive run of that round, lowest-highest):", "",
              "| model | kind | NFE | characters / NFE | positions evaluated | seconds | vs autoregressive "
-             "| first state |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+             "| each round | first state |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
             + [f"| {x['model']} | {x['kind']} | {x['nfe']} | {x['characters'] / max(x['nfe'], 1):.2f} | "
-               f"{x['positions']:,} | {x['seconds']:.3f} | {x['vs_autoregressive']:.2f} | "
+               f"{x['positions']:,} | {x['seconds']:.3f} | {x['vs_autoregressive']:.2f} | {_spread(x)} | "
                f"{x['first_state_ms']:.1f} ms |" for x in race])
+
+
+def _spread(row: dict) -> str:
+    low, high = row.get("vs_autoregressive_rounds") or (row["vs_autoregressive"],) * 2
+    return f"{low:.2f}-{high:.2f}"
 
 
 def save(r: dict, json_path=None, md_path=None) -> str:

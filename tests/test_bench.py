@@ -58,12 +58,19 @@ def test_the_race_alone_from_the_command_line(tmp_path, capsys):
     from microdllm.cli import main
 
     out = tmp_path / "race.json"
-    assert main(["bench", "--race", "--seeds", "1", "--repeats", "1", "--threads", "1", "--json", str(out)]) in (0, None)
+    assert main(["bench", "--race", "--seeds", "1", "--repeats", "2", "--threads", "1", "--json", str(out)]) in (0, None)
     rows = {r["model"]: r for r in json.loads(out.read_text())["race"]}
     block, plain = rows["tinystories-tiny-block"], rows["tinystories-tiny-block (no lookahead)"]
     assert block["text"] == plain["text"] and block["nfe"] < plain["nfe"] < block["characters"]
     assert rows["tinystories-tiny-ar"]["vs_autoregressive"] == 1 and rows["tinystories-tiny-ar"]["nfe"] == 200
-    assert "| tinystories-tiny-block (no lookahead) | block diffusion |" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "| tinystories-tiny-block (no lookahead) | block diffusion |" in printed
+    # Each round's ratio, a run against the AR run of the same round: with two rounds a median is their mean,
+    # so the ratio of the medians lies between the two rounds' ratios.
+    assert rows["tinystories-tiny-ar"]["vs_autoregressive_rounds"] == [1, 1] and "| 1.00-1.00 |" in printed
+    for r in rows.values():
+        low, high, ratio = *r["vs_autoregressive_rounds"], r["vs_autoregressive"]
+        assert len(r["rounds"]) == 2 and low * (1 - 1e-9) <= ratio <= high * (1 + 1e-9)
     # The tree of drafts is a row of its own: a window for every way its check can end, so more positions
     # an evaluation than the default's drawn path with three windows.
     merged = rows["tinystories-tiny-block16 draft and verify"]

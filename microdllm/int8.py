@@ -58,7 +58,8 @@ class Int8Linear(nn.Module):
 
 
 def input_ranges(model: nn.Module, calibrate: Callable[[nn.Module], None]) -> dict[str, tuple[float, float]]:
-    """The smallest and largest input each nn.Linear of `model` saw while `calibrate(model)` ran."""
+    """The smallest and largest input each nn.Linear of `model` saw while `calibrate(model)` ran (a range
+    that always holds 0: a layer's zero input is exact)."""
     seen: dict[str, tuple[float, float]] = {}
 
     def record(name):

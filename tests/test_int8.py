@@ -80,7 +80,7 @@ def test_a_served_int8_checkpoint_is_calibrated_on_its_own_stories_and_writes_th
 
 def test_int8_draft_and_verify_writes_the_int8_verifiers_greedy_text_on_the_race_opening():
     # Each row on its own: the verifier inside a round of 16 rows is the model that writes left to right.
-    # (Over the race's 16 openings, 200 characters each, the two part on 2: the float kernels' last bits,
+    # (Over the race's 16 openings, 200 characters each, the two part on 3: the float kernels' last bits,
     # differing between one row and many, tip an input's rounding; docs/performance.md, stop 22.)
     ck = serving.serve_checkpoint(load_checkpoint(BLOCK16), int8=True)
     cfg = defaults_for(ck.model_config).replace(temperature=0, gen_len=120)
